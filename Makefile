@@ -1,0 +1,31 @@
+# The two commands a newcomer needs (see README.md):
+#   make run    set up what is missing, build, and serve on http://127.0.0.1:3000
+#   make test   set up what is missing (Chromium too) and run every test
+.PHONY: run test setup build build-release lint fmt clean-site
+
+run: setup build-release
+	./target/release/turnstile
+
+test:
+	scripts/setup.sh --test
+	scripts/test.sh
+
+setup:
+	scripts/setup.sh
+
+build: setup
+	scripts/build.sh
+
+build-release:
+	scripts/build.sh --release
+
+# Clippy comes with rustup's toolchain (not with Debian's rustc-web); run it where it exists.
+lint:
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo fmt --all --check
+
+fmt:
+	cargo fmt --all
+
+clean-site:
+	rm -rf target/site

@@ -1,0 +1,205 @@
+//! JSON bodies of the HTTP API (`/api/execute`, `/api/device/queue`, `/queue/status`,
+//! `/api/stats`, `/health`). Declared once here: the server produces them, the stats page reads them.
+
+use crate::error_code::ErrorCode;
+use crate::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/execute` success body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecuteResponse {
+    /// Always `true`.
+    pub success: bool,
+    /// The computed tensor.
+    pub result: Tensor,
+    /// This request's id (also in the `x-request-id` header and the server's log).
+    pub request_id: String,
+    /// Time spent waiting in the queue.
+    pub waited_ms: u64,
+    /// Time spent computing on the device.
+    pub compute_ms: f64,
+}
+
+/// Error body of every JSON endpoint: `{"success":false,"error":{"code","message"}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Always `false`.
+    pub success: bool,
+    /// What went wrong.
+    pub error: ErrorDetail,
+    /// The request's id, when one was assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// The `error` object of an [`ErrorBody`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable code from the fixed set.
+    pub code: ErrorCode,
+    /// A sentence a person can act on.
+    pub message: String,
+}
+
+/// `GET /api/device/queue`: the device lock's counters (seed 000's shape, plus more).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceQueue {
+    /// Jobs that have finished on the device (successfully or not), since start.
+    pub total_requests: u64,
+    /// Jobs waiting for the device now.
+    pub currently_waiting: u64,
+    /// The longest time any job waited for the device, since start.
+    pub max_wait_time_seconds: f64,
+    /// Jobs holding the device now.
+    pub running: u64,
+    /// How many jobs may hold the device at once.
+    pub max_concurrent: u64,
+}
+
+/// One entry of `GET /queue/status`. Never carries a job id or content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueItem {
+    /// 1 = next to run; 0 for running jobs.
+    pub position: u64,
+    /// When the job was queued (RFC 3339, UTC).
+    pub enqueued_at: String,
+    /// `calc` (or later `chat`).
+    pub kind: String,
+    /// `queued` or `running`.
+    pub status: String,
+}
+
+/// `GET /queue/status` (seed 003's shape).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueStatus {
+    /// Jobs waiting.
+    pub queue_length: u64,
+    /// Jobs running.
+    pub active_requests: u64,
+    /// How many jobs may run at once.
+    pub max_concurrent: u64,
+    /// Jobs finished since start.
+    pub total_processed: u64,
+    /// Running jobs first, then waiting jobs in queue order.
+    pub queue_items: Vec<QueueItem>,
+}
+
+/// `GET /api/stats`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// End-to-end job latency (queue wait plus compute) over the recent window.
+    pub performance: Performance,
+    /// The queue now and over the window.
+    pub queue: QueueStats,
+    /// The device's state and usage.
+    pub device: DeviceStats,
+    /// One point per `history_step_seconds` over the last minutes, oldest first, for charts.
+    pub history: Vec<HistoryPoint>,
+    /// Seconds between history points.
+    pub history_step_seconds: u64,
+}
+
+/// The `performance` section: all times in seconds (seed 001's names).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Performance {
+    /// Finished jobs per second over the window.
+    pub requests_per_second: f64,
+    /// Mean response time over the window.
+    pub avg_response_time: f64,
+    /// Median response time over the window.
+    pub p50_response_time: f64,
+    /// 95th percentile response time over the window.
+    pub p95_response_time: f64,
+    /// 99th percentile response time over the window.
+    pub p99_response_time: f64,
+    /// Jobs finished since start.
+    pub total_requests: u64,
+    /// Length of the window the rates and percentiles cover.
+    pub window_seconds: u64,
+}
+
+/// The `queue` section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// Jobs waiting now.
+    pub length: u64,
+    /// Jobs running now.
+    pub running: u64,
+    /// How many jobs may run at once.
+    pub max_concurrent: u64,
+    /// Configured maximum of waiting jobs.
+    pub max_waiting: u64,
+    /// Median queue wait over the window, seconds.
+    pub p50_wait: f64,
+    /// 95th percentile queue wait over the window, seconds.
+    pub p95_wait: f64,
+    /// Longest wait since start, seconds.
+    pub max_wait: f64,
+    /// Moving average of recent job run times, used for ETAs, seconds.
+    pub avg_run_time: f64,
+    /// Jobs cancelled since start.
+    pub cancelled: u64,
+    /// Jobs refused or failed since start, by error code.
+    pub rejected: Vec<(String, u64)>,
+}
+
+/// The `device` section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceStats {
+    /// `cpu` or `cuda:N`.
+    pub backend: String,
+    /// Whether the device is open now.
+    pub open: bool,
+    /// Times the device was opened since start.
+    pub opens: u64,
+    /// Failed open attempts since start.
+    pub open_failures: u64,
+    /// Seconds the device stays open after its last job.
+    pub keep_alive_seconds: f64,
+}
+
+/// One point of the stats history.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPoint {
+    /// Seconds since the server started.
+    pub t: u64,
+    /// Jobs waiting at the end of the step.
+    pub queue_length: u64,
+    /// Mean queue wait of jobs started in the step, seconds (0 when none).
+    pub avg_wait: f64,
+    /// Jobs finished in the step.
+    pub finished: u64,
+}
+
+/// `GET /health`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// `healthy`, or `degraded` with the reason in a subsystem.
+    pub status: String,
+    /// The server's version.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+    /// Per-subsystem state.
+    pub subsystems: Subsystems,
+}
+
+/// The subsystems reported by `/health`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Subsystems {
+    /// The scheduler task.
+    pub scheduler: SubsystemHealth,
+    /// The device.
+    pub device: SubsystemHealth,
+    /// WebSocket connections.
+    pub websocket: SubsystemHealth,
+}
+
+/// One subsystem's health.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubsystemHealth {
+    /// `ok` or `degraded`.
+    pub status: String,
+    /// A short human description (e.g. "2 waiting, 1 running").
+    pub detail: String,
+}

@@ -1,0 +1,13 @@
+//! The pages and their parts. Each page renders meaningful HTML on the server and becomes live
+//! after hydration; pure logic (parsing, formatting, the job state machine, layout of pictures)
+//! lives in its own module with unit tests.
+
+pub mod calculator;
+pub mod format;
+pub mod heatmap;
+pub mod job;
+pub mod operand;
+pub mod parse;
+pub mod result;
+pub mod stats;
+pub mod stats_chart;

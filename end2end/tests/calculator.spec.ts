@@ -1,0 +1,82 @@
+import { test, expect } from "./server";
+import type { Page } from "@playwright/test";
+
+async function openCalculator(page: Page, url: string) {
+  await page.goto(url + "/");
+  // Clicking before hydration would do nothing: wait for the app to say it is live.
+  await expect(page.locator("[data-hydrated=true]")).toHaveCount(1);
+}
+
+test("the server-rendered page is meaningful before hydration", async ({ browser, server }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto(server.url + "/");
+  await expect(page.getByTestId("op")).toBeVisible();
+  await expect(page.getByTestId("submit")).toBeVisible();
+  await context.close();
+});
+
+test("the hydrated calculator computes a matmul on the device", async ({ page, server }) => {
+  await openCalculator(page, server.url);
+  await page.getByTestId("op").selectOption("matmul");
+  await page.getByTestId("submit").click();
+  const result = page.getByTestId("result");
+  await expect(result).toBeVisible();
+  await expect(result.locator(".cell")).toHaveText(["19", "22", "43", "50"]);
+  await expect(page.getByTestId("heatmap")).toBeVisible();
+});
+
+test("a second user sees a live position while the first one's slow job runs", async ({ browser, server }) => {
+  // First user: a deterministic slow job (test mode), submitted from their own page's socket.
+  const first = await browser.newContext();
+  const firstPage = await first.newPage();
+  await firstPage.goto(server.url + "/");
+  await firstPage.evaluate(
+    (wsUrl) =>
+      new Promise<void>((resolve, reject) => {
+        const ws = new WebSocket(wsUrl);
+        (window as any).slowSocket = ws;
+        ws.onopen = () =>
+          ws.send(JSON.stringify({ type: "submit", client_ref: "slow", job: { kind: "calc", op: "sleep", ms: 4000 } }));
+        ws.onmessage = (e) => {
+          const m = JSON.parse(e.data);
+          if (m.type === "started") resolve();
+          if (m.type === "error") reject(new Error(m.message));
+        };
+      }),
+    server.url.replace("http", "ws") + "/ws",
+  );
+
+  // Second user, in another browser context, through the UI.
+  const second = await browser.newContext();
+  const page = await second.newPage();
+  await openCalculator(page, server.url);
+  await page.getByTestId("submit").click();
+  const status = page.getByTestId("status");
+  await expect(status).toContainText(/Position [1-9]/);
+  // Then their own result, not the first user's.
+  await expect(page.getByTestId("result").locator(".cell")).toHaveText(["19", "22", "43", "50"], { timeout: 20_000 });
+  await first.close();
+  await second.close();
+});
+
+test("cancel while waiting leaves the queue", async ({ browser, server }) => {
+  const first = await browser.newContext();
+  const firstPage = await first.newPage();
+  await firstPage.goto(server.url + "/");
+  await firstPage.evaluate((wsUrl) => {
+    const ws = new WebSocket(wsUrl);
+    (window as any).slowSocket = ws;
+    ws.onopen = () => ws.send(JSON.stringify({ type: "submit", client_ref: "slow", job: { kind: "calc", op: "sleep", ms: 3000 } }));
+  }, server.url.replace("http", "ws") + "/ws");
+
+  const second = await browser.newContext();
+  const page = await second.newPage();
+  await openCalculator(page, server.url);
+  await page.getByTestId("submit").click();
+  await expect(page.getByTestId("status")).toContainText(/Position [1-9]/);
+  await page.getByTestId("cancel").click();
+  await expect(page.getByTestId("error")).toContainText("cancelled");
+  await first.close();
+  await second.close();
+});

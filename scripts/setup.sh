@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs whatever is missing to build and run Turnstile (and, with --test, to test it).
+# Idempotent: a second run only checks. Everything comes from the package registries
+# (Debian, crates.io, npm); nothing is downloaded from anywhere else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
+apt_updated=0
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "setup: installing Debian packages: ${missing[*]}"
+  if [ $apt_updated -eq 0 ]; then $SUDO apt-get update -q; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+mkdir -p target
+# 1. The Rust toolchain for the wasm side.
+if [ ! -s target/.wasm-route ]; then
+  if command -v rustup >/dev/null 2>&1 &&
+     { rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown ||
+       timeout 90 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; }; then
+    echo rustup > target/.wasm-route
+  else
+    echo "setup: no rustup wasm32 target here; using Debian's rustc-web with -Zbuild-std"
+    echo debian > target/.wasm-route
+  fi
+fi
+if [ "$(cat target/.wasm-route)" = debian ]; then
+  apt_install rustc-web cargo-web rust-web-src rust-web-llvm lld-22
+fi
+apt_install pkg-config ca-certificates
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+[ $want_test -eq 1 ] && apt_install chromium
+
+source scripts/env.sh
+
+# 2. wasm-bindgen CLI, exactly the version of the wasm-bindgen crate in Cargo.lock.
+wb_version="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)"
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version" ]; then
+  echo "setup: installing wasm-bindgen-cli $wb_version (about 4 minutes, once)"
+  # Without --locked: its lockfile pins a crate version the registry mirror may lack.
+  cargo install wasm-bindgen-cli --version "$wb_version" --quiet
+fi
+
+# 3. npm packages: wasm-opt (binaryen; Debian's is too old and breaks hydration) and Playwright.
+if [ ! -f end2end/node_modules/.package-lock.json ] ||
+   ! cmp -s end2end/package-lock.json end2end/node_modules/.turnstile-lock; then
+  echo "setup: installing npm packages in end2end/"
+  (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  cp end2end/package-lock.json end2end/node_modules/.turnstile-lock
+fi
+echo "setup: ok ($(cat target/.wasm-route) wasm route, wasm-bindgen $wb_version)"

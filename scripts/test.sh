@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test: unit and integration tests (cargo), then the browser suite (Playwright in
+# Debian's Chromium) against a freshly built server that each test file starts itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+echo "test: cargo test (unit + integration)"
+cargo test --workspace --no-fail-fast
+
+echo "test: building the site for the browser suite"
+scripts/build.sh
+
+echo "test: browser suite (Playwright, Chromium)"
+cd end2end
+TURNSTILE_BIN="$PWD/../target/debug/turnstile" TURNSTILE_SITE_ROOT="$PWD/../target/site" npx playwright test

@@ -1,0 +1,102 @@
+//! The server's configuration: every limit and interval, with the embedded defaults `make run`
+//! uses. Read once at start-up from flags or `TURNSTILE_*` environment variables (clap), then
+//! shared read-only. No config file is needed.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Turnstile: one scarce compute device, shared fairly.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "turnstile", version, about)]
+pub struct Config {
+    /// Address to listen on. (cargo-leptos sets LEPTOS_SITE_ADDR; it is honoured too.)
+    #[arg(long, env = "TURNSTILE_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Folder holding the built site (`pkg/turnstile.js`, `.wasm`, `.css`).
+    #[arg(long, env = "TURNSTILE_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+
+    /// Jobs that may hold the device at once.
+    #[arg(long, env = "TURNSTILE_MAX_CONCURRENT", default_value_t = 1)]
+    pub max_concurrent: usize,
+
+    /// Jobs that may wait at once; beyond it submissions get `queue_full`.
+    #[arg(long, env = "TURNSTILE_MAX_WAITING", default_value_t = 1000)]
+    pub max_waiting: usize,
+
+    /// Longest a job may wait for the device before it fails with `timeout` (e.g. "120s").
+    #[arg(long, env = "TURNSTILE_MAX_WAIT", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub max_wait: Duration,
+
+    /// Longest a job may hold the device before it fails with `timeout`.
+    #[arg(long, env = "TURNSTILE_MAX_RUN", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub max_run: Duration,
+
+    /// Shortest interval between two position messages for one job.
+    #[arg(long, env = "TURNSTILE_POSITION_INTERVAL", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub position_interval: Duration,
+
+    /// How long the device stays open after its last job.
+    #[arg(long, env = "TURNSTILE_DEVICE_KEEP_ALIVE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub device_keep_alive: Duration,
+
+    /// Most elements in any one tensor (operand or result).
+    #[arg(long, env = "TURNSTILE_MAX_ELEMENTS", default_value_t = 1 << 20)]
+    pub max_elements: usize,
+
+    /// Most floating-point operations one calculator op may cost (matmul counts 2·m·k·n).
+    #[arg(long, env = "TURNSTILE_MAX_OP_COST", default_value_t = 1 << 32)]
+    pub max_op_cost: u64,
+
+    /// Largest WebSocket message or HTTP body accepted, in bytes; larger ones get `bad_message`.
+    #[arg(long, env = "TURNSTILE_MAX_MESSAGE_BYTES", default_value_t = 16 << 20)]
+    pub max_message_bytes: usize,
+
+    /// Enables test-only behaviour: the `sleep` op, for deterministic slow jobs. Never in production.
+    #[arg(long, env = "TURNSTILE_TEST_MODE", default_value_t = false)]
+    pub test_mode: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::parse_from(["turnstile"])
+    }
+}
+
+impl Config {
+    /// Defaults with the listen address taken from cargo-leptos's `LEPTOS_SITE_ADDR` and
+    /// `LEPTOS_SITE_ROOT` when they are set and no Turnstile flag overrides them.
+    pub fn from_env_and_args() -> Self {
+        let mut config = Config::parse();
+        if std::env::var_os("TURNSTILE_ADDR").is_none() {
+            if let Some(addr) = std::env::var("LEPTOS_SITE_ADDR").ok().and_then(|a| a.parse().ok()) {
+                config.addr = addr;
+            }
+        }
+        if std::env::var_os("TURNSTILE_SITE_ROOT").is_none() {
+            if let Some(root) = std::env::var_os("LEPTOS_SITE_ROOT") {
+                config.site_root = root.into();
+            }
+        }
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = Config::default();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.max_concurrent, 1);
+        assert_eq!(c.max_waiting, 1000);
+        assert_eq!(c.max_wait, Duration::from_secs(120));
+        assert_eq!(c.position_interval, Duration::from_millis(100));
+        assert!(!c.test_mode);
+    }
+}

@@ -1,0 +1,150 @@
+//! Turnstile's server: shares one compute device fairly among many users. It serves the Leptos
+//! pages, the WebSocket protocol and the JSON API, and runs every job through one scheduler that
+//! owns the device.
+//!
+//! [`run`] serves on a listener until a shutdown future resolves; [`app`] builds the router, so
+//! tests can serve it on port 0.
+
+#![recursion_limit = "256"]
+
+pub mod calc;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod routes;
+pub mod scheduler;
+pub mod stats;
+pub mod ws;
+
+use crate::calc::{CalcLimits, Calculator};
+use crate::config::Config;
+use crate::device::{CpuBackend, DeviceHost};
+use crate::scheduler::{Scheduler, SchedulerConfig};
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use axum::Router;
+use leptos::prelude::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::future::Future;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// What every handler can reach. Cheap to clone; nothing in it is mutable except through the
+/// scheduler's channel and the connection counter.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where the site's files are and what the hydration scripts are called.
+    pub leptos_options: LeptosOptions,
+    /// The one scheduler.
+    pub scheduler: Scheduler,
+    /// The device, for health and stats.
+    pub device: Arc<DeviceHost>,
+    /// Limits and settings.
+    pub config: Arc<Config>,
+    /// When the server started.
+    pub started: Instant,
+    /// Open WebSocket connections.
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// Builds the state: the device (closed until the first job) and the scheduler task. Needs a
+/// Tokio runtime. The scheduler stops when `shutdown` fires.
+pub fn state(config: Config, addr: std::net::SocketAddr, shutdown: CancellationToken) -> AppState {
+    let device = DeviceHost::new(backend(), config.device_keep_alive);
+    let calculator = Calculator {
+        limits: CalcLimits {
+            max_elements: config.max_elements,
+            max_op_cost: config.max_op_cost,
+            test_mode: config.test_mode,
+            max_sleep: config.max_run,
+        },
+    };
+    let scheduler = Scheduler::spawn(
+        SchedulerConfig {
+            max_concurrent: config.max_concurrent.max(1),
+            max_waiting: config.max_waiting,
+            max_wait: config.max_wait,
+            max_run: config.max_run,
+            position_interval: config.position_interval,
+            initial_run_estimate: Duration::from_millis(50),
+        },
+        Arc::clone(&device),
+        Arc::new(calculator),
+        shutdown,
+    );
+    let leptos_options = LeptosOptions::builder()
+        .output_name("turnstile")
+        .site_root(config.site_root.to_string_lossy().as_ref())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build();
+    AppState {
+        leptos_options,
+        scheduler,
+        device,
+        config: Arc::new(config),
+        started: Instant::now(),
+        connections: Arc::new(AtomicUsize::new(0)),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn backend() -> Box<dyn device::Backend> {
+    Box::new(CpuBackend)
+}
+
+#[cfg(feature = "cuda")]
+fn backend() -> Box<dyn device::Backend> {
+    Box::new(device::CudaBackend(0))
+}
+
+/// The router: API, WebSocket, pages and static files.
+pub fn app(state: AppState) -> Router {
+    let routes = generate_route_list(app::App);
+    let options = state.leptos_options.clone();
+    Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/api/execute", post(routes::execute))
+        .route("/api/device/queue", get(routes::device_queue))
+        .route("/api/stats", get(routes::stats))
+        .route("/queue/status", get(routes::queue_status))
+        .route("/health", get(routes::health))
+        .leptos_routes(&state, routes, move || app::shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %rid)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Serves Turnstile on `listener` until `shutdown` resolves, then stops accepting, tells waiting
+/// jobs the server is going away, and returns once open requests are done.
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let state = state(config, addr, stop.clone());
+    tracing::info!(%addr, "Turnstile listening on http://{addr}");
+    let signal = {
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            stop.cancel();
+        }
+    };
+    axum::serve(listener, app(state)).with_graceful_shutdown(signal).await
+}

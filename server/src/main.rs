@@ -1,0 +1,38 @@
+//! The `turnstile` binary: reads the configuration, starts logging, and serves until Ctrl-C or
+//! SIGTERM.
+
+use turnstile_server::config::Config;
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,turnstile_server=info,tower_http=warn".into()),
+        )
+        .init();
+    let config = Config::from_env_and_args();
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    turnstile_server::run(listener, config, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,218 @@
+//! The scheduler: the one owner of the device's queue. Jobs from every WebSocket connection and
+//! every HTTP request enter here; exactly `max_concurrent` of them hold the device at once.
+//!
+//! Shape (after text-generation-inference's router queue): one task ([`task`]) owns the queue and
+//! all its bookkeeping and is fed by an unbounded mpsc of [`Command`]s. Admission happens before
+//! a command is sent: a semaphore of `max_waiting` permits is tried (`try_acquire`, so a full
+//! queue answers `queue_full` at once) and each permit travels with its job until it starts.
+//! Every job carries its owner's event sink; events go to that sink only. Dropping the
+//! [`JobTicket`] cancels the job, so a vanished client frees its place at once.
+//!
+//! Concurrency invariant: only the scheduler task reads or writes the queue, the running set and
+//! the statistics; runners ([`runner`]) talk back to it only through commands.
+
+mod queue;
+mod runner;
+mod task;
+
+pub use queue::QueueKey;
+
+use crate::device::DeviceHost;
+use crate::error::JobError;
+use app::api::{DeviceQueue, QueueStatus, Stats};
+use app::protocol::{Job, JobId};
+use app::tensor::Tensor;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// What happens to a job, as its owner hears it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobEvent {
+    /// Queued at `position` (1 = next) of `queue_length`.
+    Accepted {
+        /// 1 = next to run.
+        position: u64,
+        /// Jobs waiting, this one included.
+        queue_length: u64,
+        /// Estimated wait.
+        eta_ms: u64,
+    },
+    /// Moved to `position`.
+    Position {
+        /// 1 = next to run.
+        position: u64,
+        /// Estimated wait.
+        eta_ms: u64,
+    },
+    /// Holds the device after waiting `waited_ms`.
+    Started {
+        /// Time spent waiting.
+        waited_ms: u64,
+    },
+    /// The output; `Done` follows.
+    Result {
+        /// The computed tensor.
+        output: Tensor,
+        /// Time spent computing.
+        compute_ms: f64,
+    },
+    /// Finished; nothing follows.
+    Done,
+    /// Failed; nothing follows.
+    Failed(JobError),
+}
+
+impl JobEvent {
+    /// Whether nothing follows this event.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, JobEvent::Done | JobEvent::Failed(_))
+    }
+}
+
+/// Where a job's events go: its owner's channel. One connection may own many jobs.
+pub type EventSink = mpsc::Sender<(JobId, JobEvent)>;
+
+/// The work a job does on the device.
+pub trait Executor: Send + Sync + 'static {
+    /// Cheap checks at submission (shapes, caps), so bad jobs never wait.
+    fn validate(&self, job: &Job) -> Result<(), JobError>;
+    /// Runs the job on a blocking thread while it holds a device lease. Must return promptly
+    /// with [`JobError::Cancelled`] once `cancel` fires, at its next cancellation point.
+    fn execute(&self, job: &Job, device: &candle_core::Device, cancel: &CancellationToken) -> Result<Tensor, JobError>;
+}
+
+/// The scheduler's settings.
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// Jobs on the device at once.
+    pub max_concurrent: usize,
+    /// Jobs waiting at once.
+    pub max_waiting: usize,
+    /// Longest wait before `timeout`.
+    pub max_wait: Duration,
+    /// Longest run before `timeout`.
+    pub max_run: Duration,
+    /// Shortest interval between two position messages for one job.
+    pub position_interval: Duration,
+    /// ETA guess per job before any job has run.
+    pub initial_run_estimate: Duration,
+}
+
+/// A point-in-time view for the HTTP endpoints.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// `/api/device/queue`.
+    pub device_queue: DeviceQueue,
+    /// `/queue/status`.
+    pub queue_status: QueueStatus,
+    /// `/api/stats`.
+    pub stats: Stats,
+}
+
+/// Messages to the scheduler task.
+enum Command {
+    /// A new job, admitted (it holds a permit).
+    Submit(task::Waiting),
+    /// Cancel a job; `notify` tells its owner (an explicit cancel) or not (the owner is gone).
+    Cancel { id: JobId, notify: bool },
+    /// A runner left the device.
+    Finished { id: JobId, run: Duration, failure: Option<&'static str> },
+    /// A submission was refused before reaching the queue (for statistics).
+    Refused(&'static str),
+    /// Report the current state.
+    Snapshot(oneshot::Sender<Snapshot>),
+}
+
+/// A handle for submitting jobs; cheap to clone.
+#[derive(Clone)]
+pub struct Scheduler {
+    /// Commands to the task.
+    tx: mpsc::UnboundedSender<Command>,
+    /// One permit per waiting job; closed at shutdown.
+    permits: Arc<Semaphore>,
+    /// Validates jobs before they queue.
+    executor: Arc<dyn Executor>,
+    /// For `queue_full` messages.
+    max_waiting: usize,
+}
+
+/// A submitted job's id; dropping it cancels the job unless it has ended.
+pub struct JobTicket {
+    id: JobId,
+    tx: mpsc::UnboundedSender<Command>,
+    armed: bool,
+}
+
+impl JobTicket {
+    /// The job's id.
+    pub fn id(&self) -> &JobId {
+        &self.id
+    }
+
+    /// Cancels the job; its owner receives `Failed(Cancelled)`.
+    pub fn cancel(mut self) {
+        self.armed = false;
+        let _ = self.tx.send(Command::Cancel { id: self.id.clone(), notify: true });
+    }
+
+    /// The job has ended: dropping the ticket no longer cancels anything.
+    pub fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for JobTicket {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.tx.send(Command::Cancel { id: self.id.clone(), notify: false });
+        }
+    }
+}
+
+impl Scheduler {
+    /// Starts the scheduler task on the current runtime. It stops when every handle is dropped
+    /// or `shutdown` fires.
+    pub fn spawn(
+        config: SchedulerConfig,
+        device: Arc<DeviceHost>,
+        executor: Arc<dyn Executor>,
+        shutdown: CancellationToken,
+    ) -> Scheduler {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let permits = Arc::new(Semaphore::new(config.max_waiting));
+        let max_waiting = config.max_waiting;
+        task::spawn(config, device, Arc::clone(&executor), tx.downgrade(), rx, Arc::clone(&permits), shutdown);
+        Scheduler { tx, permits, executor, max_waiting }
+    }
+
+    /// Validates and queues `job` for the owner of `sink`. Its first event is `Accepted`.
+    pub fn submit(&self, job: Job, sink: EventSink) -> Result<JobTicket, JobError> {
+        let refuse = |e: JobError| {
+            let _ = self.tx.send(Command::Refused(e.code().as_str()));
+            e
+        };
+        self.executor.validate(&job).map_err(refuse)?;
+        let permit: OwnedSemaphorePermit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(p) => p,
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(refuse(JobError::QueueFull(self.max_waiting))),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(refuse(JobError::ShuttingDown)),
+        };
+        let id = JobId(uuid::Uuid::new_v4().simple().to_string());
+        let waiting = task::Waiting::new(id.clone(), job, sink, permit);
+        self.tx.send(Command::Submit(waiting)).map_err(|_| JobError::ShuttingDown)?;
+        Ok(JobTicket { id, tx: self.tx.clone(), armed: true })
+    }
+
+    /// The current state, for the HTTP endpoints.
+    pub async fn snapshot(&self) -> Option<Snapshot> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Command::Snapshot(tx)).ok()?;
+        rx.await.ok()
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

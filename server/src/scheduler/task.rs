@@ -1,0 +1,367 @@
+//! The scheduler task: owns the waiting queue, the running set, the wait deadlines and the
+//! statistics, and is the only code that touches them. It reacts to commands, starts jobs while
+//! fewer than `max_concurrent` run, expires jobs that waited too long, announces positions at most
+//! once per coalescing interval, and closes the device when it has been idle for its keep-alive.
+//!
+//! Every operation on a command is O(log n) in the number of waiting jobs; position announcements
+//! cost O(k log n) per interval for the k jobs that moved (see `queue`).
+
+use super::queue::{Announced, QueueKey, WaitQueue};
+use super::runner::{self, RunSpec};
+use super::{Command, EventSink, Executor, JobEvent, SchedulerConfig, Snapshot};
+use crate::device::DeviceHost;
+use crate::error::JobError;
+use crate::stats::Stats;
+use app::api::{DeviceQueue, QueueItem, QueueStats, QueueStatus};
+use app::protocol::{Job, JobId};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+/// Most entries `/queue/status` lists (running jobs first, then the front of the queue).
+const MAX_LISTED: usize = 100;
+
+/// A job waiting for the device.
+pub(crate) struct Waiting {
+    /// The job's id.
+    id: JobId,
+    /// What to run.
+    job: Job,
+    /// The owner's events.
+    sink: EventSink,
+    /// Its place among `max_waiting`; released when it leaves the queue.
+    _permit: OwnedSemaphorePermit,
+    /// When it was queued (for waits and deadlines).
+    enqueued: Instant,
+    /// When it was queued, wall clock (for `/queue/status`).
+    enqueued_wall: SystemTime,
+    /// The position its owner was last told.
+    told: u64,
+    /// When it times out.
+    deadline: Instant,
+}
+
+impl Waiting {
+    pub(crate) fn new(id: JobId, job: Job, sink: EventSink, permit: OwnedSemaphorePermit) -> Self {
+        let now = Instant::now();
+        Waiting {
+            id,
+            job,
+            sink,
+            _permit: permit,
+            enqueued: now,
+            enqueued_wall: SystemTime::now(),
+            told: 0,
+            deadline: now,
+        }
+    }
+}
+
+impl Announced for Waiting {
+    fn last_announced(&mut self) -> &mut u64 {
+        &mut self.told
+    }
+}
+
+/// A job on the device.
+struct Running {
+    /// Fires to stop it at its next cancellation point.
+    cancel: CancellationToken,
+    /// How long it waited.
+    waited: Duration,
+    /// Its kind, for `/queue/status`.
+    kind: &'static str,
+    /// When it was queued, wall clock.
+    enqueued_wall: SystemTime,
+}
+
+struct Task {
+    config: SchedulerConfig,
+    device: Arc<DeviceHost>,
+    executor: Arc<dyn Executor>,
+    /// For runners to report back; weak so the task ends when every handle is gone.
+    tx: mpsc::WeakUnboundedSender<Command>,
+    permits: Arc<Semaphore>,
+    queue: WaitQueue<Waiting>,
+    /// Waiting jobs by id.
+    waiting_ids: HashMap<JobId, QueueKey>,
+    /// Wait deadlines, earliest first.
+    deadlines: BTreeSet<(Instant, QueueKey)>,
+    running: HashMap<JobId, Running>,
+    next_seq: u64,
+    stats: Stats,
+    /// When positions were last announced.
+    last_flush: Instant,
+    /// Set once shutdown began: nothing new starts.
+    draining: bool,
+}
+
+pub(super) fn spawn(
+    config: SchedulerConfig,
+    device: Arc<DeviceHost>,
+    executor: Arc<dyn Executor>,
+    tx: mpsc::WeakUnboundedSender<Command>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+) {
+    let task = Task {
+        stats: Stats::new(config.initial_run_estimate),
+        config,
+        device,
+        executor,
+        tx,
+        permits,
+        queue: WaitQueue::default(),
+        waiting_ids: HashMap::new(),
+        deadlines: BTreeSet::new(),
+        running: HashMap::new(),
+        next_seq: 0,
+        last_flush: Instant::now(),
+        draining: false,
+    };
+    tokio::spawn(task.run(rx, shutdown));
+}
+
+/// Sends an event that must not be lost: at once if the sink has room, else from a short task.
+fn deliver(sink: &EventSink, id: &JobId, event: JobEvent) {
+    match sink.try_send((id.clone(), event)) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(mpsc::error::TrySendError::Full(item)) => {
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let _ = sink.send(item).await;
+            });
+        }
+    }
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.config.position_interval.min(Duration::from_secs(1)));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled(), if !self.draining => self.drain(),
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => break,
+                },
+                _ = tick.tick() => self.housekeeping(Instant::now()),
+            }
+            self.dispatch();
+            if self.queue.is_dirty() && self.last_flush.elapsed() >= self.config.position_interval {
+                self.flush_positions();
+            }
+            if self.draining && self.running.is_empty() && self.queue.is_empty() {
+                // Keep answering snapshots until the last handle goes.
+                while let Ok(cmd) = rx.try_recv() {
+                    self.handle(cmd);
+                }
+            }
+        }
+        tracing::debug!("scheduler task stopped");
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Submit(w) => self.enqueue(w),
+            Command::Cancel { id, notify } => self.cancel(id, notify),
+            Command::Finished { id, run, failure } => {
+                if let Some(r) = self.running.remove(&id) {
+                    self.stats.on_finish(run, r.waited + run);
+                    if let Some(code) = failure {
+                        self.stats.on_rejected(code);
+                    }
+                }
+            }
+            Command::Refused(code) => self.stats.on_rejected(code),
+            Command::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+        }
+    }
+
+    fn enqueue(&mut self, mut w: Waiting) {
+        if self.draining {
+            deliver(&w.sink, &w.id, JobEvent::Failed(JobError::ShuttingDown));
+            return;
+        }
+        let key = QueueKey { tag: self.next_seq, seq: self.next_seq };
+        self.next_seq += 1;
+        w.deadline = w.enqueued + self.config.max_wait;
+        self.deadlines.insert((w.deadline, key));
+        self.waiting_ids.insert(w.id.clone(), key);
+        let (sink, id) = (w.sink.clone(), w.id.clone());
+        let position = self.queue.push(key, w);
+        let accepted = JobEvent::Accepted {
+            position,
+            queue_length: self.queue.len() as u64,
+            eta_ms: self.eta_ms(position),
+        };
+        tracing::debug!(job_id = %id, position, "job queued");
+        deliver(&sink, &id, accepted);
+    }
+
+    fn cancel(&mut self, id: JobId, notify: bool) {
+        if let Some(key) = self.waiting_ids.remove(&id) {
+            if let Some(w) = self.queue.remove(&key) {
+                self.deadlines.remove(&(w.deadline, key));
+                self.stats.cancelled += 1;
+                tracing::debug!(job_id = %id, notify, "waiting job cancelled");
+                if notify {
+                    deliver(&w.sink, &w.id, JobEvent::Failed(JobError::Cancelled));
+                }
+            }
+        } else if let Some(r) = self.running.get(&id) {
+            tracing::debug!(job_id = %id, "running job cancelled");
+            self.stats.cancelled += 1;
+            r.cancel.cancel();
+        }
+    }
+
+    /// Starts waiting jobs while the device has room.
+    fn dispatch(&mut self) {
+        while !self.draining && self.running.len() < self.config.max_concurrent {
+            let Some((key, w)) = self.queue.pop_first() else { break };
+            self.waiting_ids.remove(&w.id);
+            self.deadlines.remove(&(w.deadline, key));
+            if w.sink.is_closed() {
+                continue;
+            }
+            let Some(tx) = self.tx.upgrade() else {
+                deliver(&w.sink, &w.id, JobEvent::Failed(JobError::ShuttingDown));
+                continue;
+            };
+            let waited = w.enqueued.elapsed();
+            self.stats.on_start(waited);
+            let cancel = CancellationToken::new();
+            self.running.insert(
+                w.id.clone(),
+                Running { cancel: cancel.clone(), waited, kind: w.job.kind(), enqueued_wall: w.enqueued_wall },
+            );
+            runner::spawn(RunSpec {
+                id: w.id,
+                job: w.job,
+                sink: w.sink,
+                waited,
+                cancel,
+                device: Arc::clone(&self.device),
+                executor: Arc::clone(&self.executor),
+                max_run: self.config.max_run,
+                tx,
+            });
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        while let Some(&(deadline, key)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(w) = self.queue.remove(&key) {
+                self.waiting_ids.remove(&w.id);
+                self.stats.on_rejected("timeout");
+                tracing::info!(job_id = %w.id, "job timed out waiting");
+                deliver(&w.sink, &w.id, JobEvent::Failed(JobError::WaitTimeout(self.config.max_wait)));
+            }
+        }
+        if self.running.is_empty() {
+            self.device.close_if_idle(now);
+        }
+        self.stats.roll_history(self.queue.len() as u64);
+        if self.queue.is_dirty() && now.duration_since(self.last_flush) >= self.config.position_interval {
+            self.flush_positions();
+        }
+    }
+
+    /// Tells every job that moved its new position. Best effort: a sink that is full drops the
+    /// update (a later one, or `started`, supersedes it).
+    fn flush_positions(&mut self) {
+        let per_slot = self.stats.avg_run.as_millis() as u64;
+        let slots = self.config.max_concurrent.max(1) as u64;
+        self.queue.flush_changes(|position, w| {
+            let eta_ms = position.div_ceil(slots) * per_slot;
+            let _ = w.sink.try_send((w.id.clone(), JobEvent::Position { position, eta_ms }));
+        });
+        self.last_flush = Instant::now();
+    }
+
+    fn eta_ms(&self, position: u64) -> u64 {
+        let slots = self.config.max_concurrent.max(1) as u64;
+        position.div_ceil(slots) * self.stats.avg_run.as_millis() as u64
+    }
+
+    /// Shutdown: refuse new jobs, fail the waiting ones; running ones finish.
+    fn drain(&mut self) {
+        self.draining = true;
+        self.permits.close();
+        while let Some((_, w)) = self.queue.pop_first() {
+            deliver(&w.sink, &w.id, JobEvent::Failed(JobError::ShuttingDown));
+        }
+        self.waiting_ids.clear();
+        self.deadlines.clear();
+    }
+
+    fn snapshot(&mut self) -> Snapshot {
+        let wall = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
+        let mut items: Vec<QueueItem> = self
+            .running
+            .values()
+            .map(|r| QueueItem {
+                position: 0,
+                enqueued_at: wall(r.enqueued_wall),
+                kind: r.kind.into(),
+                status: "running".into(),
+            })
+            .collect();
+        items.extend(self.queue.iter().take(MAX_LISTED).map(|(position, _, w)| QueueItem {
+            position,
+            enqueued_at: wall(w.enqueued_wall),
+            kind: w.job.kind().into(),
+            status: "queued".into(),
+        }));
+        let (p50_wait, p95_wait) = self.stats.wait_percentiles();
+        let waiting = self.queue.len() as u64;
+        let running = self.running.len() as u64;
+        let max_concurrent = self.config.max_concurrent as u64;
+        Snapshot {
+            device_queue: DeviceQueue {
+                total_requests: self.stats.total_finished,
+                currently_waiting: waiting,
+                max_wait_time_seconds: self.stats.max_wait.as_secs_f64(),
+                running,
+                max_concurrent,
+            },
+            queue_status: QueueStatus {
+                queue_length: waiting,
+                active_requests: running,
+                max_concurrent,
+                total_processed: self.stats.total_finished,
+                queue_items: items,
+            },
+            stats: app::api::Stats {
+                performance: self.stats.performance(),
+                queue: QueueStats {
+                    length: waiting,
+                    running,
+                    max_concurrent,
+                    max_waiting: self.config.max_waiting as u64,
+                    p50_wait,
+                    p95_wait,
+                    max_wait: self.stats.max_wait.as_secs_f64(),
+                    avg_run_time: self.stats.avg_run.as_secs_f64(),
+                    cancelled: self.stats.cancelled,
+                    rejected: self.stats.rejected.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                },
+                device: self.device.stats(),
+                history: self.stats.history(),
+                history_step_seconds: 1,
+            },
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Scheduler unit tests with a scripted executor: `sleep` ops hold the device for `ms` (checking
+//! for cancellation), `exp` panics, anything else returns at once. Each job's `ms` doubles as its
+//! label in the executor's start log.
+
+use super::*;
+use crate::device::CpuBackend;
+use app::protocol::{CalcJob, Op};
+use parking_lot::Mutex;
+use std::time::Instant;
+
+struct Scripted {
+    started: Mutex<Vec<u64>>,
+}
+
+impl Executor for Scripted {
+    fn validate(&self, _job: &Job) -> Result<(), JobError> {
+        Ok(())
+    }
+
+    fn execute(&self, job: &Job, _d: &candle_core::Device, cancel: &CancellationToken) -> Result<Tensor, JobError> {
+        let Job::Calc(c) = job;
+        let ms = c.ms.unwrap_or(0);
+        self.started.lock().push(ms);
+        match c.op {
+            Op::Exp => panic!("scripted panic"),
+            Op::Sleep => {
+                let until = Instant::now() + Duration::from_millis(ms);
+                while Instant::now() < until {
+                    if cancel.is_cancelled() {
+                        return Err(JobError::Cancelled);
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Ok(Tensor { shape: vec![], data: vec![ms as f32] })
+            }
+            _ => Ok(Tensor { shape: vec![], data: vec![ms as f32] }),
+        }
+    }
+}
+
+fn config() -> SchedulerConfig {
+    SchedulerConfig {
+        max_concurrent: 1,
+        max_waiting: 100,
+        max_wait: Duration::from_secs(30),
+        max_run: Duration::from_secs(30),
+        position_interval: Duration::from_millis(10),
+        initial_run_estimate: Duration::from_millis(100),
+    }
+}
+
+fn start(config: SchedulerConfig) -> (Scheduler, Arc<Scripted>) {
+    let exec = Arc::new(Scripted { started: Mutex::new(vec![]) });
+    let device = DeviceHost::new(Box::new(CpuBackend), Duration::from_secs(60));
+    let s = Scheduler::spawn(config, device, exec.clone(), CancellationToken::new());
+    (s, exec)
+}
+
+fn job(op: Op, ms: u64) -> Job {
+    Job::Calc(CalcJob { op, a: None, b: None, dim: None, ms: Some(ms) })
+}
+
+/// One owner: a sink of its own and the receiving end.
+struct Owner {
+    tx: EventSink,
+    rx: mpsc::Receiver<(JobId, JobEvent)>,
+}
+
+fn owner() -> Owner {
+    let (tx, rx) = mpsc::channel(64);
+    Owner { tx, rx }
+}
+
+impl Owner {
+    async fn next(&mut self) -> JobEvent {
+        tokio::time::timeout(Duration::from_secs(10), self.rx.recv()).await.expect("event in time").unwrap().1
+    }
+
+    /// Events until the terminal one.
+    async fn until_end(&mut self) -> Vec<JobEvent> {
+        let mut out = vec![];
+        loop {
+            let e = self.next().await;
+            let end = e.is_terminal();
+            out.push(e);
+            if end {
+                return out;
+            }
+        }
+    }
+
+    /// The last position this owner was told (accepted or position), draining what is queued.
+    fn last_position(&mut self, mut last: u64) -> u64 {
+        while let Ok((_, e)) = self.rx.try_recv() {
+            match e {
+                JobEvent::Accepted { position, .. } | JobEvent::Position { position, .. } => last = position,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        last
+    }
+}
+
+#[tokio::test]
+async fn jobs_run_in_arrival_order() {
+    let (s, exec) = start(config());
+    let mut owners: Vec<Owner> = (0..5).map(|_| owner()).collect();
+    let mut tickets = vec![];
+    for (i, o) in owners.iter().enumerate() {
+        tickets.push(s.submit(job(Op::Sleep, 20 + i as u64), o.tx.clone()).unwrap());
+    }
+    for o in &mut owners {
+        assert!(matches!(o.until_end().await.last(), Some(JobEvent::Done)));
+    }
+    assert_eq!(*exec.started.lock(), vec![20, 21, 22, 23, 24]);
+}
+
+#[tokio::test]
+async fn cancelling_a_waiting_job_moves_the_others_up() {
+    let (s, exec) = start(config());
+    let (mut a, mut b, mut c) = (owner(), owner(), owner());
+    let _ta = s.submit(job(Op::Sleep, 300), a.tx.clone()).unwrap();
+    let tb = s.submit(job(Op::Sleep, 1), b.tx.clone()).unwrap();
+    let _tc = s.submit(job(Op::Sleep, 2), c.tx.clone()).unwrap();
+    assert!(matches!(a.next().await, JobEvent::Accepted { position: 1, .. }));
+    assert!(matches!(b.next().await, JobEvent::Accepted { position: 1, .. } | JobEvent::Accepted { position: 2, .. }));
+    assert!(matches!(c.next().await, JobEvent::Accepted { .. }));
+    tb.cancel();
+    assert_eq!(b.until_end().await.last(), Some(&JobEvent::Failed(JobError::Cancelled)));
+    assert!(matches!(c.next().await, JobEvent::Position { position: 1, .. }));
+    assert!(matches!(c.until_end().await.last(), Some(JobEvent::Done)));
+    assert_eq!(*exec.started.lock(), vec![300, 2], "the cancelled job never ran");
+}
+
+#[tokio::test]
+async fn cancelling_a_running_job_frees_the_device() {
+    let (s, _) = start(config());
+    let (mut a, mut b) = (owner(), owner());
+    let ta = s.submit(job(Op::Sleep, 10_000), a.tx.clone()).unwrap();
+    let _tb = s.submit(job(Op::Sleep, 1), b.tx.clone()).unwrap();
+    assert!(matches!(a.next().await, JobEvent::Accepted { .. }));
+    assert!(matches!(a.next().await, JobEvent::Started { .. }));
+    let t = Instant::now();
+    ta.cancel();
+    assert_eq!(a.until_end().await.last(), Some(&JobEvent::Failed(JobError::Cancelled)));
+    assert!(matches!(b.until_end().await.last(), Some(JobEvent::Done)));
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_vanished_owner_leaves_the_queue() {
+    let (s, exec) = start(config());
+    let (mut a, b, mut c) = (owner(), owner(), owner());
+    let _ta = s.submit(job(Op::Sleep, 200), a.tx.clone()).unwrap();
+    let tb = s.submit(job(Op::Sleep, 1), b.tx.clone()).unwrap();
+    let _tc = s.submit(job(Op::Sleep, 2), c.tx.clone()).unwrap();
+    assert!(matches!(c.next().await, JobEvent::Accepted { position: 2, .. }));
+    drop(tb);
+    drop(b);
+    assert!(matches!(c.next().await, JobEvent::Position { position: 1, .. }));
+    a.until_end().await;
+    c.until_end().await;
+    assert_eq!(*exec.started.lock(), vec![200, 2]);
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_at_once() {
+    let (s, _) = start(SchedulerConfig { max_waiting: 2, ..config() });
+    let o = owner();
+    let _t1 = s.submit(job(Op::Sleep, 500), o.tx.clone()).unwrap();
+    let _t2 = s.submit(job(Op::Sleep, 1), o.tx.clone()).unwrap();
+    let r = s.submit(job(Op::Sleep, 1), o.tx.clone());
+    assert_eq!(r.err(), Some(JobError::QueueFull(2)));
+}
+
+#[tokio::test]
+async fn a_job_that_waits_too_long_times_out() {
+    let (s, _) = start(SchedulerConfig { max_wait: Duration::from_millis(100), ..config() });
+    let (a, mut b) = (owner(), owner());
+    let _ta = s.submit(job(Op::Sleep, 1000), a.tx.clone()).unwrap();
+    let _tb = s.submit(job(Op::Sleep, 1), b.tx.clone()).unwrap();
+    let t = Instant::now();
+    let events = b.until_end().await;
+    assert_eq!(events.last(), Some(&JobEvent::Failed(JobError::WaitTimeout(Duration::from_millis(100)))));
+    assert!(t.elapsed() < Duration::from_millis(900), "timed out only after the running job ended");
+}
+
+#[tokio::test]
+async fn a_job_that_runs_too_long_times_out_and_the_next_runs() {
+    let (s, _) = start(SchedulerConfig { max_run: Duration::from_millis(100), ..config() });
+    let (mut a, mut b) = (owner(), owner());
+    let _ta = s.submit(job(Op::Sleep, 5_000), a.tx.clone()).unwrap();
+    let _tb = s.submit(job(Op::Sleep, 1), b.tx.clone()).unwrap();
+    assert_eq!(a.until_end().await.last(), Some(&JobEvent::Failed(JobError::RunTimeout(Duration::from_millis(100)))));
+    assert!(matches!(b.until_end().await.last(), Some(JobEvent::Done)));
+}
+
+#[tokio::test]
+async fn a_panicking_job_releases_the_device_and_the_next_runs() {
+    let (s, exec) = start(config());
+    let (mut a, mut b) = (owner(), owner());
+    let _ta = s.submit(job(Op::Exp, 7), a.tx.clone()).unwrap();
+    let _tb = s.submit(job(Op::Sleep, 8), b.tx.clone()).unwrap();
+    assert_eq!(a.until_end().await.last(), Some(&JobEvent::Failed(JobError::DeviceFailed)));
+    assert!(matches!(b.until_end().await.last(), Some(JobEvent::Done)));
+    assert_eq!(*exec.started.lock(), vec![7, 8]);
+    let snap = s.snapshot().await.unwrap();
+    assert_eq!(snap.device_queue.running, 0);
+    assert_eq!(snap.device_queue.total_requests, 2);
+}
+
+#[tokio::test]
+async fn announced_positions_are_exact_after_every_kind_of_change() {
+    let (s, _) = start(config());
+    let blocker = owner();
+    let blocker_ticket = s.submit(job(Op::Sleep, 10_000), blocker.tx.clone()).unwrap();
+    // Twelve waiters, each with its own sink, in arrival order.
+    let mut waiters: Vec<(Option<JobTicket>, Owner, u64)> = vec![];
+    for i in 0..12 {
+        let o = owner();
+        let t = s.submit(job(Op::Sleep, 5_000 + i), o.tx.clone()).unwrap();
+        waiters.push((Some(t), o, 0));
+    }
+    let settle = || tokio::time::sleep(Duration::from_millis(60));
+    let check = |waiters: &mut Vec<(Option<JobTicket>, Owner, u64)>| {
+        let mut expected = 0;
+        for (t, o, last) in waiters.iter_mut() {
+            if t.is_some() {
+                expected += 1;
+                *last = o.last_position(*last);
+                assert_eq!(*last, expected, "stale position");
+            }
+        }
+    };
+    settle().await;
+    check(&mut waiters);
+    // An explicit cancel in the middle, a vanished owner near the front, one at the back.
+    waiters[5].0.take().unwrap().cancel();
+    let _ = waiters[5].1.rx.recv().await;
+    settle().await;
+    check(&mut waiters);
+    drop(waiters[1].0.take());
+    drop(waiters[11].0.take());
+    settle().await;
+    check(&mut waiters);
+    // The running job leaves: everyone moves up once more; the front one starts.
+    blocker_ticket.cancel();
+    settle().await;
+    let front = &mut waiters[0];
+    assert!(matches!(front.1.rx.recv().await.unwrap().1, JobEvent::Started { .. }));
+    front.0.take().unwrap().disarm();
+    check(&mut waiters);
+}

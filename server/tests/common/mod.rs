@@ -1,0 +1,108 @@
+//! Test harness: a real Turnstile server on an ephemeral port, and small clients for it.
+#![allow(dead_code)]
+
+use app::protocol::{ClientMessage, ServerMessage};
+use clap::Parser;
+use futures::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use turnstile_server::config::Config;
+
+/// A running server; dropping it shuts the server down.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl TestServer {
+    /// Starts a server in test mode with extra flags, e.g. `["--max-waiting", "2"]`.
+    pub async fn start(flags: &[&str]) -> TestServer {
+        let mut args = vec!["turnstile", "--test-mode", "--position-interval", "20ms"];
+        args.extend_from_slice(flags);
+        let config = Config::parse_from(args);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(turnstile_server::run(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        TestServer { addr, _stop: stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn ws(&self) -> Client {
+        let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr)).await.unwrap();
+        Client { stream }
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        reqwest::get(self.url(path)).await.unwrap().json().await.unwrap()
+    }
+}
+
+/// A WebSocket client speaking the protocol.
+pub struct Client {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn send(&mut self, msg: &ClientMessage) {
+        self.send_text(serde_json::to_string(msg).unwrap()).await;
+    }
+
+    pub async fn send_json(&mut self, v: serde_json::Value) {
+        self.send_text(v.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.stream.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    /// The next protocol message (skipping transport pings), within 10 s.
+    pub async fn recv(&mut self) -> ServerMessage {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+                .await
+                .expect("a message within 10 s")
+                .expect("connection open")
+                .expect("no transport error");
+            match frame {
+                Message::Text(t) => return serde_json::from_str(&t).expect("a protocol message"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// Messages until one ends a job (done, or error with a job id) or a refusal.
+    pub async fn until_end(&mut self) -> Vec<ServerMessage> {
+        let mut out = vec![];
+        loop {
+            let m = self.recv().await;
+            let end = m.is_terminal() || matches!(m, ServerMessage::Error { job_id: None, .. });
+            out.push(m);
+            if end {
+                return out;
+            }
+        }
+    }
+}
+
+pub fn submit(client_ref: &str, job: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"type":"submit","client_ref":client_ref,"job":job})
+}
+
+pub fn sleep_job(ms: u64) -> serde_json::Value {
+    serde_json::json!({"kind":"calc","op":"sleep","ms":ms})
+}
+
+pub fn matmul_job() -> serde_json::Value {
+    serde_json::json!({"kind":"calc","op":"matmul","a":{"shape":[2,2],"data":[1,2,3,4]},"b":{"shape":[2,2],"data":[5,6,7,8]}})
+}
