@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 echo "test: cargo test (unit + integration)"
-cargo test --workspace --no-fail-fast
+# Not --workspace: that would unify the browser-only `hydrate` features into the server build.
+cargo test -p app -p server --no-fail-fast
 
 echo "test: building the site for the browser suite"
 scripts/build.sh

@@ -2,6 +2,9 @@
 //! both the server and the browser, and the Leptos components rendered on the server and hydrated
 //! in the browser. Nothing here holds shared state; the browser-only code is behind `hydrate`.
 
+// Leptos view types nest deeply; layout queries for the biggest pages need the headroom.
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod client;
 pub mod error_code;
@@ -10,7 +13,7 @@ pub mod protocol;
 pub mod tensor;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
     StaticSegment,
@@ -35,6 +38,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The brand mark as an inline icon, so browsers do not ask for a missing `/favicon.ico`.
+const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' r='8' fill='%232f5bd3'/%3E%3C/svg%3E";
+
 /// The application: site chrome and the routes.
 ///
 /// The root element gets `data-hydrated="true"` once the app is live in the browser (set by an
@@ -47,6 +53,7 @@ pub fn App() -> impl IntoView {
     view! {
         <Stylesheet id="leptos" href="/pkg/turnstile.css"/>
         <Title text="Turnstile"/>
+        <Link rel="icon" href=FAVICON/>
         <Router>
             <div class="app" data-hydrated=move || hydrated.get().then_some("true")>
                 <a class="skip-link" href="#main">"Skip to content"</a>

@@ -274,7 +274,14 @@ impl ServerMessage {
 
     /// Whether nothing more will follow about the job.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, ServerMessage::Done { .. } | ServerMessage::Error { job_id: Some(_), .. })
+        matches!(
+            self,
+            ServerMessage::Done { .. }
+                | ServerMessage::Error {
+                    job_id: Some(_),
+                    ..
+                }
+        )
     }
 }
 

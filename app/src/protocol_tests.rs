@@ -26,8 +26,15 @@ fn client_messages_golden() {
             client_ref: "r1".into(),
             job: Job::Calc(CalcJob {
                 op: Op::Matmul,
-                a: Some(TensorInput::Literal(Tensor { shape: vec![2, 2], data: vec![1., 2., 3., 4.] })),
-                b: Some(TensorInput::Generated { fill: Fill::Random, shape: vec![2, 2], seed: Some(7) }),
+                a: Some(TensorInput::Literal(Tensor {
+                    shape: vec![2, 2],
+                    data: vec![1., 2., 3., 4.],
+                })),
+                b: Some(TensorInput::Generated {
+                    fill: Fill::Random,
+                    shape: vec![2, 2],
+                    seed: Some(7),
+                }),
                 dim: None,
                 ms: None,
             }),
@@ -36,8 +43,14 @@ fn client_messages_golden() {
             "a":{"shape":[2,2],"data":[1.0,2.0,3.0,4.0]},
             "b":{"shape":[2,2],"fill":"random","seed":7}}}),
     );
-    golden(&ClientMessage::Cancel { job_id: id() }, json!({"type":"cancel","job_id":id().0}));
-    golden(&ClientMessage::Ping { nonce: Some(5) }, json!({"type":"ping","nonce":5}));
+    golden(
+        &ClientMessage::Cancel { job_id: id() },
+        json!({"type":"cancel","job_id":id().0}),
+    );
+    golden(
+        &ClientMessage::Ping { nonce: Some(5) },
+        json!({"type":"ping","nonce":5}),
+    );
     golden(&ClientMessage::Ping { nonce: None }, json!({"type":"ping"}));
 }
 
@@ -57,24 +70,42 @@ fn server_messages_golden() {
             "queue_length":5,"eta_ms":600}),
     );
     golden(
-        &ServerMessage::Position { job_id: id(), seq: 1, position: 2, eta_ms: 400 },
+        &ServerMessage::Position {
+            job_id: id(),
+            seq: 1,
+            position: 2,
+            eta_ms: 400,
+        },
         json!({"type":"position","job_id":j,"seq":1,"position":2,"eta_ms":400}),
     );
     golden(
-        &ServerMessage::Started { job_id: id(), seq: 2, waited_ms: 412 },
+        &ServerMessage::Started {
+            job_id: id(),
+            seq: 2,
+            waited_ms: 412,
+        },
         json!({"type":"started","job_id":j,"seq":2,"waited_ms":412}),
     );
     golden(
         &ServerMessage::Result {
             job_id: id(),
             seq: 3,
-            output: Tensor { shape: vec![2], data: vec![1.0, f32::INFINITY] },
+            output: Tensor {
+                shape: vec![2],
+                data: vec![1.0, f32::INFINITY],
+            },
             compute_ms: 3.1,
         },
         json!({"type":"result","job_id":j,"seq":3,"output":{"shape":[2],"data":[1.0,"Infinity"]},
             "compute_ms":3.1}),
     );
-    golden(&ServerMessage::Done { job_id: id(), seq: 4 }, json!({"type":"done","job_id":j,"seq":4}));
+    golden(
+        &ServerMessage::Done {
+            job_id: id(),
+            seq: 4,
+        },
+        json!({"type":"done","job_id":j,"seq":4}),
+    );
     golden(
         &ServerMessage::Error {
             job_id: None,
@@ -85,7 +116,10 @@ fn server_messages_golden() {
         },
         json!({"type":"error","client_ref":"r1","code":"invalid_input","message":"m"}),
     );
-    golden(&ServerMessage::Pong { nonce: Some(5) }, json!({"type":"pong","nonce":5}));
+    golden(
+        &ServerMessage::Pong { nonce: Some(5) },
+        json!({"type":"pong","nonce":5}),
+    );
 }
 
 #[test]
@@ -100,7 +134,10 @@ fn unknown_op_names_the_choices() {
     let err = serde_json::from_value::<Job>(json!({"kind":"calc","op":"frobnicate"}))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("frobnicate") && err.contains("matmul"), "{err}");
+    assert!(
+        err.contains("frobnicate") && err.contains("matmul"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -124,11 +161,13 @@ fn every_example_in_the_protocol_doc_round_trips() {
         rest = &body[end + 3..];
         let value: Value = serde_json::from_str(block)
             .unwrap_or_else(|e| panic!("docs/protocol.md example is not JSON ({e}):\n{block}"));
-        let Some(ty) = value.get("type").and_then(Value::as_str) else { continue };
+        let Some(ty) = value.get("type").and_then(Value::as_str) else {
+            continue;
+        };
         let reencoded = match ty {
-            "submit" | "cancel" | "ping" => {
-                serde_json::to_value(serde_json::from_value::<ClientMessage>(value.clone()).unwrap())
-            }
+            "submit" | "cancel" | "ping" => serde_json::to_value(
+                serde_json::from_value::<ClientMessage>(value.clone()).unwrap(),
+            ),
             _ => serde_json::to_value(
                 serde_json::from_value::<ServerMessage>(value.clone())
                     .unwrap_or_else(|e| panic!("{e}: {block}")),
@@ -138,7 +177,10 @@ fn every_example_in_the_protocol_doc_round_trips() {
         assert_eq!(normalise(reencoded), normalise(value), "example:\n{block}");
         checked += 1;
     }
-    assert!(checked >= 9, "expected an example of every message, found {checked}");
+    assert!(
+        checked >= 9,
+        "expected an example of every message, found {checked}"
+    );
 }
 
 /// Integers and floats compare equal when they hold the same number (`1` vs `1.0`).

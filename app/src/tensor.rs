@@ -100,7 +100,11 @@ impl TensorInput {
 #[derive(Serialize, Deserialize)]
 struct RawTensorInput {
     shape: Vec<usize>,
-    #[serde(default, with = "finite_json_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "finite_json_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     data: Option<Vec<f32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     fill: Option<Fill>,
@@ -122,9 +126,15 @@ impl TryFrom<RawTensorInput> for TensorInput {
                         raw.shape
                     ));
                 }
-                Ok(TensorInput::Generated { fill, shape: raw.shape, seed: raw.seed })
+                Ok(TensorInput::Generated {
+                    fill,
+                    shape: raw.shape,
+                    seed: raw.seed,
+                })
             }
-            (Some(_), Some(_)) => Err("a tensor gives either \"data\" or \"fill\", not both".into()),
+            (Some(_), Some(_)) => {
+                Err("a tensor gives either \"data\" or \"fill\", not both".into())
+            }
             (None, None) => Err(
                 "a tensor needs \"data\" (row-major values) or \"fill\" (zeros, ones, eye, random)"
                     .into(),
@@ -136,12 +146,18 @@ impl TryFrom<RawTensorInput> for TensorInput {
 impl From<TensorInput> for RawTensorInput {
     fn from(t: TensorInput) -> Self {
         match t {
-            TensorInput::Literal(t) => {
-                RawTensorInput { shape: t.shape, data: Some(t.data), fill: None, seed: None }
-            }
-            TensorInput::Generated { fill, shape, seed } => {
-                RawTensorInput { shape, data: None, fill: Some(fill), seed }
-            }
+            TensorInput::Literal(t) => RawTensorInput {
+                shape: t.shape,
+                data: Some(t.data),
+                fill: None,
+                seed: None,
+            },
+            TensorInput::Generated { fill, shape, seed } => RawTensorInput {
+                shape,
+                data: None,
+                fill: Some(fill),
+                seed,
+            },
         }
     }
 }
@@ -263,9 +279,16 @@ mod tests {
 
     #[test]
     fn non_finite_values_round_trip_as_strings() {
-        let t = Tensor::new(vec![4], vec![1.5, f32::NAN, f32::INFINITY, f32::NEG_INFINITY]).unwrap();
+        let t = Tensor::new(
+            vec![4],
+            vec![1.5, f32::NAN, f32::INFINITY, f32::NEG_INFINITY],
+        )
+        .unwrap();
         let v = serde_json::to_value(&t).unwrap();
-        assert_eq!(v, json!({"shape":[4],"data":[1.5,"NaN","Infinity","-Infinity"]}));
+        assert_eq!(
+            v,
+            json!({"shape":[4],"data":[1.5,"NaN","Infinity","-Infinity"]})
+        );
         let back: Tensor = serde_json::from_value(v).unwrap();
         assert_eq!(back.data[0], 1.5);
         assert!(back.data[1].is_nan());
@@ -275,13 +298,24 @@ mod tests {
 
     #[test]
     fn literal_and_generator_forms_parse() {
-        let lit: TensorInput = serde_json::from_value(json!({"shape":[2,2],"data":[1,2,3,4]})).unwrap();
-        assert_eq!(lit, TensorInput::Literal(Tensor { shape: vec![2, 2], data: vec![1., 2., 3., 4.] }));
+        let lit: TensorInput =
+            serde_json::from_value(json!({"shape":[2,2],"data":[1,2,3,4]})).unwrap();
+        assert_eq!(
+            lit,
+            TensorInput::Literal(Tensor {
+                shape: vec![2, 2],
+                data: vec![1., 2., 3., 4.]
+            })
+        );
         let gen: TensorInput =
             serde_json::from_value(json!({"fill":"random","shape":[256,256],"seed":7})).unwrap();
         assert_eq!(
             gen,
-            TensorInput::Generated { fill: Fill::Random, shape: vec![256, 256], seed: Some(7) }
+            TensorInput::Generated {
+                fill: Fill::Random,
+                shape: vec![256, 256],
+                seed: Some(7)
+            }
         );
         assert_eq!(
             serde_json::to_value(&gen).unwrap(),
@@ -291,7 +325,11 @@ mod tests {
 
     #[test]
     fn bad_tensors_explain_themselves() {
-        let err = |v| serde_json::from_value::<TensorInput>(v).unwrap_err().to_string();
+        let err = |v| {
+            serde_json::from_value::<TensorInput>(v)
+                .unwrap_err()
+                .to_string()
+        };
         assert!(err(json!({"shape":[2,2],"data":[1,2,3]})).contains("data has 3 values"));
         assert!(err(json!({"shape":[1,1,1,1,1],"fill":"ones"})).contains("at most 4"));
         assert!(err(json!({"shape":[3],"fill":"eye"})).contains("at least 2 dimensions"));

@@ -80,3 +80,18 @@ test("cancel while waiting leaves the queue", async ({ browser, server }) => {
   await first.close();
   await second.close();
 });
+
+test("unary ops hide the second operand", async ({ page, server }) => {
+  await openCalculator(page, server.url);
+  await expect(page.getByTestId("operand-b")).toBeVisible();
+  await page.getByTestId("op").selectOption("relu");
+  await expect(page.getByTestId("operand-b")).toHaveCount(0);
+});
+
+test("a malformed operand is caught in the page and nothing is sent", async ({ page, server }) => {
+  await openCalculator(page, server.url);
+  await page.getByTestId("a-shape").fill("2,x");
+  await page.getByTestId("submit").click();
+  await expect(page.getByTestId("error")).toBeVisible();
+  await expect(page.getByTestId("result")).toHaveCount(0);
+});

@@ -40,20 +40,31 @@ pub fn validate(job: &CalcJob, limits: &CalcLimits) -> Result<(Vec<usize>, u64),
         }
         let ms = job.ms.ok_or_else(|| invalid("op \"sleep\" needs \"ms\""))?;
         if Duration::from_millis(ms) > limits.max_sleep {
-            return Err(invalid(format!("sleep of {ms} ms is over the test maximum")));
+            return Err(invalid(format!(
+                "sleep of {ms} ms is over the test maximum"
+            )));
         }
         return Ok((vec![], 0));
     }
     let op = job.op.as_str();
-    let a = job.a.as_ref().ok_or_else(|| invalid(format!("op \"{op}\" needs operand \"a\"")))?;
+    let a = job
+        .a
+        .as_ref()
+        .ok_or_else(|| invalid(format!("op \"{op}\" needs operand \"a\"")))?;
     let b = match (job.op.is_binary(), &job.b) {
         (true, Some(b)) => Some(b),
         (true, None) => return Err(invalid(format!("op \"{op}\" needs a second operand \"b\""))),
-        (false, Some(_)) => return Err(invalid(format!("op \"{op}\" takes one operand; remove \"b\""))),
+        (false, Some(_)) => {
+            return Err(invalid(format!(
+                "op \"{op}\" takes one operand; remove \"b\""
+            )))
+        }
         (false, None) => None,
     };
     if job.dim.is_some() && !job.op.is_reduction() {
-        return Err(invalid(format!("\"dim\" applies only to sum, mean and max, not to \"{op}\"")));
+        return Err(invalid(format!(
+            "\"dim\" applies only to sum, mean and max, not to \"{op}\""
+        )));
     }
     let mut cost = operand_cost(a, "a", limits)?;
     if let Some(b) = b {
@@ -61,11 +72,15 @@ pub fn validate(job: &CalcJob, limits: &CalcLimits) -> Result<(Vec<usize>, u64),
     }
     let sa = a.shape();
     let out: Vec<usize> = match job.op {
-        Op::Add | Op::Sub | Op::Mul | Op::Div => broadcast(sa, b.map(TensorInput::shape).unwrap_or(&[]), op)?,
+        Op::Add | Op::Sub | Op::Mul | Op::Div => {
+            broadcast(sa, b.map(TensorInput::shape).unwrap_or(&[]), op)?
+        }
         Op::Matmul => matmul_shape(sa, b.map(TensorInput::shape).unwrap_or(&[]))?,
         Op::Transpose => {
             if sa.len() < 2 {
-                return Err(invalid(format!("transpose needs at least 2 dimensions; a is {sa:?}")));
+                return Err(invalid(format!(
+                    "transpose needs at least 2 dimensions; a is {sa:?}"
+                )));
             }
             let mut s = sa.to_vec();
             let n = s.len();
@@ -86,7 +101,9 @@ pub fn validate(job: &CalcJob, limits: &CalcLimits) -> Result<(Vec<usize>, u64),
                 s
             }
             Some(d) => {
-                return Err(invalid(format!("dim {d} is out of range for a of shape {sa:?}")))
+                return Err(invalid(format!(
+                    "dim {d} is out of range for a of shape {sa:?}"
+                )))
             }
         },
         Op::Relu | Op::Gelu | Op::Exp | Op::Log | Op::Sqrt => sa.to_vec(),
@@ -121,7 +138,9 @@ pub fn validate(job: &CalcJob, limits: &CalcLimits) -> Result<(Vec<usize>, u64),
 fn operand_cost(t: &TensorInput, name: &str, limits: &CalcLimits) -> Result<u64, JobError> {
     let shape = t.shape();
     if shape.contains(&0) {
-        return Err(invalid(format!("operand {name} has shape {shape:?}; every dimension must be at least 1")));
+        return Err(invalid(format!(
+            "operand {name} has shape {shape:?}; every dimension must be at least 1"
+        )));
     }
     let n = element_count(shape);
     if n > limits.max_elements {
@@ -138,8 +157,16 @@ fn broadcast(a: &[usize], b: &[usize], op: &str) -> Result<Vec<usize>, JobError>
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i < n - a.len() { 1 } else { a[i - (n - a.len())] };
-        let db = if i < n - b.len() { 1 } else { b[i - (n - b.len())] };
+        let da = if i < n - a.len() {
+            1
+        } else {
+            a[i - (n - a.len())]
+        };
+        let db = if i < n - b.len() {
+            1
+        } else {
+            b[i - (n - b.len())]
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -178,8 +205,18 @@ fn matmul_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, JobError> {
 
 /// Runs a validated job on `device`. Candle failures at this point are device failures: shapes
 /// were already checked. The error text is for the log; the client sees only the code.
-pub fn execute(job: &CalcJob, device: &Device, cancel: &CancellationToken) -> Result<Tensor, JobError> {
-    let checkpoint = || if cancel.is_cancelled() { Err(JobError::Cancelled) } else { Ok(()) };
+pub fn execute(
+    job: &CalcJob,
+    device: &Device,
+    cancel: &CancellationToken,
+) -> Result<Tensor, JobError> {
+    let checkpoint = || {
+        if cancel.is_cancelled() {
+            Err(JobError::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
     checkpoint()?;
     if job.op == Op::Sleep {
         let until = Instant::now() + Duration::from_millis(job.ms.unwrap_or(0));
@@ -187,7 +224,10 @@ pub fn execute(job: &CalcJob, device: &Device, cancel: &CancellationToken) -> Re
             checkpoint()?;
             std::thread::sleep(Duration::from_millis(5).min(until - Instant::now()));
         }
-        return Ok(Tensor { shape: vec![], data: vec![job.ms.unwrap_or(0) as f32] });
+        return Ok(Tensor {
+            shape: vec![],
+            data: vec![job.ms.unwrap_or(0) as f32],
+        });
     }
     let run = || -> candle_core::Result<CTensor> {
         let a = materialise(job.a.as_ref().expect("validated"), device)?;
@@ -217,7 +257,9 @@ pub fn execute(job: &CalcJob, device: &Device, cancel: &CancellationToken) -> Re
                 Some(d) => a.max(d)?,
                 None => a.flatten_all()?.max(0)?,
             },
-            (op, _) => candle_core::bail!("op {} reached execute without its operands", op.as_str()),
+            (op, _) => {
+                candle_core::bail!("op {} reached execute without its operands", op.as_str())
+            }
         })
     };
     let out = run().map_err(|e| {
@@ -253,7 +295,9 @@ fn materialise(t: &TensorInput, device: &Device) -> candle_core::Result<CTensor>
             }
             Fill::Random => {
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed.unwrap_or(0));
-                let data: Vec<f32> = (0..element_count(shape)).map(|_| rng.random::<f32>()).collect();
+                let data: Vec<f32> = (0..element_count(shape))
+                    .map(|_| rng.random::<f32>())
+                    .collect();
                 CTensor::from_vec(data, shape.as_slice(), device)
             }
         },
@@ -276,7 +320,12 @@ impl crate::scheduler::Executor for Calculator {
         validate(c, &self.limits).map(|_| ())
     }
 
-    fn execute(&self, job: &app::protocol::Job, device: &Device, cancel: &CancellationToken) -> Result<Tensor, JobError> {
+    fn execute(
+        &self,
+        job: &app::protocol::Job,
+        device: &Device,
+        cancel: &CancellationToken,
+    ) -> Result<Tensor, JobError> {
         let app::protocol::Job::Calc(c) = job;
         execute(c, device, cancel)
     }

@@ -2,7 +2,12 @@ use super::*;
 use serde_json::json;
 
 fn limits() -> CalcLimits {
-    CalcLimits { max_elements: 1 << 20, max_op_cost: 1 << 32, test_mode: false, max_sleep: Duration::from_secs(60) }
+    CalcLimits {
+        max_elements: 1 << 20,
+        max_op_cost: 1 << 32,
+        test_mode: false,
+        max_sleep: Duration::from_secs(60),
+    }
 }
 
 fn job(v: serde_json::Value) -> CalcJob {
@@ -19,12 +24,20 @@ fn run(v: serde_json::Value) -> Result<Tensor, JobError> {
 fn matmul_of_small_matrices() {
     let out = run(json!({"op":"matmul","a":{"shape":[2,2],"data":[1,2,3,4]},"b":{"shape":[2,2],"data":[5,6,7,8]}}))
         .unwrap();
-    assert_eq!(out, Tensor { shape: vec![2, 2], data: vec![19., 22., 43., 50.] });
+    assert_eq!(
+        out,
+        Tensor {
+            shape: vec![2, 2],
+            data: vec![19., 22., 43., 50.]
+        }
+    );
 }
 
 #[test]
 fn broadcasting_add_and_generators() {
-    let out = run(json!({"op":"add","a":{"shape":[2,3],"fill":"ones"},"b":{"shape":[3],"data":[1,2,3]}})).unwrap();
+    let out =
+        run(json!({"op":"add","a":{"shape":[2,3],"fill":"ones"},"b":{"shape":[3],"data":[1,2,3]}}))
+            .unwrap();
     assert_eq!(out.shape, vec![2, 3]);
     assert_eq!(out.data, vec![2., 3., 4., 2., 3., 4.]);
     let eye = run(json!({"op":"relu","a":{"shape":[2,3,3],"fill":"eye"}})).unwrap();
@@ -45,11 +58,29 @@ fn random_is_deterministic_per_seed() {
 #[test]
 fn unary_ops_reductions_and_softmax() {
     let a = json!({"shape":[2,2],"data":[1,4,9,16]});
-    assert_eq!(run(json!({"op":"sqrt","a":a})).unwrap().data, vec![1., 2., 3., 4.]);
-    assert_eq!(run(json!({"op":"transpose","a":a})).unwrap().data, vec![1., 9., 4., 16.]);
-    assert_eq!(run(json!({"op":"sum","a":a})).unwrap(), Tensor { shape: vec![], data: vec![30.] });
-    assert_eq!(run(json!({"op":"sum","a":a,"dim":0})).unwrap().data, vec![10., 20.]);
-    assert_eq!(run(json!({"op":"max","a":a,"dim":1})).unwrap().data, vec![4., 16.]);
+    assert_eq!(
+        run(json!({"op":"sqrt","a":a})).unwrap().data,
+        vec![1., 2., 3., 4.]
+    );
+    assert_eq!(
+        run(json!({"op":"transpose","a":a})).unwrap().data,
+        vec![1., 9., 4., 16.]
+    );
+    assert_eq!(
+        run(json!({"op":"sum","a":a})).unwrap(),
+        Tensor {
+            shape: vec![],
+            data: vec![30.]
+        }
+    );
+    assert_eq!(
+        run(json!({"op":"sum","a":a,"dim":0})).unwrap().data,
+        vec![10., 20.]
+    );
+    assert_eq!(
+        run(json!({"op":"max","a":a,"dim":1})).unwrap().data,
+        vec![4., 16.]
+    );
     assert_eq!(run(json!({"op":"mean","a":a})).unwrap().data, vec![7.5]);
     let s = run(json!({"op":"softmax","a":{"shape":[1,3],"data":[0,0,0]}})).unwrap();
     assert!(s.data.iter().all(|x| (x - 1.0 / 3.0).abs() < 1e-6));
@@ -64,7 +95,8 @@ fn non_finite_results_are_values_not_errors() {
     assert_eq!(out.data[0], f32::NEG_INFINITY);
     assert!(out.data[1].is_nan());
     assert_eq!(out.data[2], 0.0);
-    let div = run(json!({"op":"div","a":{"shape":[1],"data":[1]},"b":{"shape":[1],"data":[0]}})).unwrap();
+    let div =
+        run(json!({"op":"div","a":{"shape":[1],"data":[1]},"b":{"shape":[1],"data":[0]}})).unwrap();
     assert_eq!(div.data, vec![f32::INFINITY]);
 }
 
@@ -74,20 +106,42 @@ fn mistakes_are_invalid_input_with_a_useful_message() {
         Err(JobError::InvalidInput(m)) => m,
         other => panic!("expected invalid_input, got {other:?}"),
     };
-    assert!(msg(json!({"op":"matmul","a":{"shape":[2,3],"fill":"ones"},"b":{"shape":[4,2],"fill":"ones"}}))
-        .contains("last dimension (3) to equal b's second-to-last (4)"));
-    assert!(msg(json!({"op":"add","a":{"shape":[2,3],"fill":"ones"},"b":{"shape":[2],"fill":"ones"}}))
-        .contains("cannot broadcast"));
-    assert!(msg(json!({"op":"add","a":{"shape":[2],"fill":"ones"}})).contains("needs a second operand"));
-    assert!(msg(json!({"op":"relu","a":{"shape":[2],"fill":"ones"},"b":{"shape":[2],"fill":"ones"}}))
-        .contains("takes one operand"));
+    assert!(msg(
+        json!({"op":"matmul","a":{"shape":[2,3],"fill":"ones"},"b":{"shape":[4,2],"fill":"ones"}})
+    )
+    .contains("last dimension (3) to equal b's second-to-last (4)"));
+    assert!(msg(
+        json!({"op":"add","a":{"shape":[2,3],"fill":"ones"},"b":{"shape":[2],"fill":"ones"}})
+    )
+    .contains("cannot broadcast"));
+    assert!(
+        msg(json!({"op":"add","a":{"shape":[2],"fill":"ones"}})).contains("needs a second operand")
+    );
+    assert!(msg(
+        json!({"op":"relu","a":{"shape":[2],"fill":"ones"},"b":{"shape":[2],"fill":"ones"}})
+    )
+    .contains("takes one operand"));
     assert!(msg(json!({"op":"transpose","a":{"shape":[2],"fill":"ones"}})).contains("at least 2"));
-    assert!(msg(json!({"op":"sum","a":{"shape":[2],"fill":"ones"},"dim":1})).contains("out of range"));
-    assert!(msg(json!({"op":"relu","a":{"shape":[2048,1024],"fill":"ones"}})).contains("over the cap"));
-    let tight = CalcLimits { max_op_cost: 1 << 30, ..limits() };
-    let big = job(json!({"op":"matmul","a":{"shape":[1024,1024],"fill":"ones"},"b":{"shape":[1024,1024],"fill":"ones"}}));
-    assert!(matches!(validate(&big, &tight), Err(JobError::InvalidInput(m)) if m.contains("floating-point operations")));
-    assert!(validate(&big, &limits()).is_ok(), "1024x1024 matmul fits the default cost cap");
+    assert!(
+        msg(json!({"op":"sum","a":{"shape":[2],"fill":"ones"},"dim":1})).contains("out of range")
+    );
+    assert!(
+        msg(json!({"op":"relu","a":{"shape":[2048,1024],"fill":"ones"}})).contains("over the cap")
+    );
+    let tight = CalcLimits {
+        max_op_cost: 1 << 30,
+        ..limits()
+    };
+    let big = job(
+        json!({"op":"matmul","a":{"shape":[1024,1024],"fill":"ones"},"b":{"shape":[1024,1024],"fill":"ones"}}),
+    );
+    assert!(
+        matches!(validate(&big, &tight), Err(JobError::InvalidInput(m)) if m.contains("floating-point operations"))
+    );
+    assert!(
+        validate(&big, &limits()).is_ok(),
+        "1024x1024 matmul fits the default cost cap"
+    );
     assert!(msg(json!({"op":"sleep","ms":10})).contains("unknown op \"sleep\""));
     assert!(msg(json!({"op":"relu","a":{"shape":[0,2],"fill":"ones"}})).contains("at least 1"));
 }

@@ -67,16 +67,23 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Defaults with the listen address taken from cargo-leptos's `LEPTOS_SITE_ADDR` and
-    /// `LEPTOS_SITE_ROOT` when they are set and no Turnstile flag overrides them.
+    /// Flags and `TURNSTILE_*` variables; where neither sets the address or site root, the
+    /// `LEPTOS_SITE_ADDR` / `LEPTOS_SITE_ROOT` that `cargo leptos watch` exports are used.
     pub fn from_env_and_args() -> Self {
-        let mut config = Config::parse();
-        if std::env::var_os("TURNSTILE_ADDR").is_none() {
-            if let Some(addr) = std::env::var("LEPTOS_SITE_ADDR").ok().and_then(|a| a.parse().ok()) {
+        use clap::parser::ValueSource;
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Config::command().get_matches();
+        let mut config = Config::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let defaulted = |id| matches.value_source(id) == Some(ValueSource::DefaultValue);
+        if defaulted("addr") {
+            if let Some(addr) = std::env::var("LEPTOS_SITE_ADDR")
+                .ok()
+                .and_then(|a| a.parse().ok())
+            {
                 config.addr = addr;
             }
         }
-        if std::env::var_os("TURNSTILE_SITE_ROOT").is_none() {
+        if defaulted("site_root") {
             if let Some(root) = std::env::var_os("LEPTOS_SITE_ROOT") {
                 config.site_root = root.into();
             }

@@ -130,13 +130,18 @@ impl DeviceHost {
             },
         };
         s.leases += 1;
-        Ok(Lease { host: Arc::clone(self), device })
+        Ok(Lease {
+            host: Arc::clone(self),
+            device,
+        })
     }
 
     /// Closes the device if nobody holds it and it has been idle for the keep-alive. Never waits:
     /// if the state is busy (an open in progress) it does nothing. Returns whether it closed.
     pub fn close_if_idle(&self, now: Instant) -> bool {
-        let Some(mut s) = self.state.try_lock() else { return false };
+        let Some(mut s) = self.state.try_lock() else {
+            return false;
+        };
         if s.device.is_some()
             && s.leases == 0
             && now.saturating_duration_since(s.idle_since) >= self.keep_alive
@@ -199,7 +204,10 @@ mod tests {
         // Held: never closed, however long.
         assert!(!host.close_if_idle(Instant::now() + Duration::from_secs(3600)));
         drop(lease);
-        assert!(!host.close_if_idle(Instant::now()), "closed before the keep-alive");
+        assert!(
+            !host.close_if_idle(Instant::now()),
+            "closed before the keep-alive"
+        );
         assert!(host.close_if_idle(Instant::now() + Duration::from_millis(60)));
         assert!(!host.is_open());
         // Re-opened on demand.
@@ -210,7 +218,10 @@ mod tests {
     #[test]
     fn a_failed_open_is_retried_by_the_next_lease() {
         let host = DeviceHost::new(
-            Box::new(Flaky { fail_first: 1, calls: AtomicU32::new(0) }),
+            Box::new(Flaky {
+                fail_first: 1,
+                calls: AtomicU32::new(0),
+            }),
             Duration::from_secs(1),
         );
         assert!(host.lease().is_err());
@@ -230,6 +241,9 @@ mod tests {
         })
         .join();
         assert!(r.is_err());
-        assert!(host.close_if_idle(Instant::now()), "lease leaked by the panic");
+        assert!(
+            host.close_if_idle(Instant::now()),
+            "lease leaked by the panic"
+        );
     }
 }

@@ -67,7 +67,11 @@ pub struct AppError {
 impl AppError {
     /// An error with a code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        AppError { code, message: message.into(), request_id: None }
+        AppError {
+            code,
+            message: message.into(),
+            request_id: None,
+        }
     }
 
     /// Attaches the request id.
@@ -110,12 +114,17 @@ impl IntoResponse for AppError {
         let status = http_status(self.code);
         let body = ErrorBody {
             success: false,
-            error: ErrorDetail { code: self.code, message: self.message },
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
             request_id: self.request_id,
         };
         let mut response = (status, Json(body)).into_response();
         if let Some(secs) = retry_after_secs(self.code) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -129,7 +138,10 @@ mod tests {
     fn every_code_has_a_status_and_retryable_ones_say_when() {
         for code in ErrorCode::ALL {
             let status = http_status(code);
-            assert!(status.is_client_error() || status.is_server_error(), "{code}");
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{code}"
+            );
             if status == StatusCode::TOO_MANY_REQUESTS {
                 assert!(retry_after_secs(code).is_some(), "{code} needs Retry-After");
             }

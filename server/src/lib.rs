@@ -133,7 +133,11 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves Turnstile on `listener` until `shutdown` resolves, then stops accepting, tells waiting
 /// jobs the server is going away, and returns once open requests are done.
-pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
     let state = state(config, addr, stop.clone());
@@ -146,5 +150,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
             stop.cancel();
         }
     };
-    axum::serve(listener, app(state)).with_graceful_shutdown(signal).await
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(signal)
+        .await
 }

@@ -27,16 +27,26 @@ fn request_id(headers: &HeaderMap) -> String {
 }
 
 /// `POST /api/execute`: one calculator job, answered when it is done.
-pub async fn execute(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<ExecuteResponse>, AppError> {
+pub async fn execute(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<ExecuteResponse>, AppError> {
     let rid = request_id(&headers);
     let limit = state.config.max_message_bytes;
     let bytes = to_bytes(body, limit).await.map_err(|_| {
-        AppError::new(ErrorCode::BadMessage, format!("the request body is over the limit of {limit} bytes"))
-            .with_request_id(&rid)
+        AppError::new(
+            ErrorCode::BadMessage,
+            format!("the request body is over the limit of {limit} bytes"),
+        )
+        .with_request_id(&rid)
     })?;
     let job: CalcJob = decode_body(&bytes).map_err(|e| e.with_request_id(&rid))?;
     let (tx, mut rx) = mpsc::channel(16);
-    let ticket = state.scheduler.submit(Job::Calc(job), tx).map_err(|e| AppError::from(e).with_request_id(&rid))?;
+    let ticket = state
+        .scheduler
+        .submit(Job::Calc(job), tx)
+        .map_err(|e| AppError::from(e).with_request_id(&rid))?;
     tracing::debug!(request_id = %rid, job_id = %ticket.id(), "job submitted over HTTP");
     let mut waited_ms = 0;
     let mut result = None;
@@ -46,8 +56,16 @@ pub async fn execute(State(state): State<AppState>, headers: HeaderMap, body: Bo
             JobEvent::Result { output, compute_ms } => result = Some((output, compute_ms)),
             JobEvent::Done => {
                 ticket.disarm();
-                let (result, compute_ms) = result.ok_or_else(|| AppError::new(ErrorCode::Internal, "the job ended without a result"))?;
-                return Ok(Json(ExecuteResponse { success: true, result, request_id: rid, waited_ms, compute_ms }));
+                let (result, compute_ms) = result.ok_or_else(|| {
+                    AppError::new(ErrorCode::Internal, "the job ended without a result")
+                })?;
+                return Ok(Json(ExecuteResponse {
+                    success: true,
+                    result,
+                    request_id: rid,
+                    waited_ms,
+                    compute_ms,
+                }));
             }
             JobEvent::Failed(e) => {
                 ticket.disarm();
@@ -56,14 +74,23 @@ pub async fn execute(State(state): State<AppState>, headers: HeaderMap, body: Bo
             JobEvent::Accepted { .. } | JobEvent::Position { .. } => {}
         }
     }
-    Err(AppError::new(ErrorCode::Internal, "the scheduler stopped before the job ended").with_request_id(&rid))
+    Err(AppError::new(
+        ErrorCode::Internal,
+        "the scheduler stopped before the job ended",
+    )
+    .with_request_id(&rid))
 }
 
 /// Bodies that are not JSON are `bad_message`; JSON that is not a valid job is `invalid_input`.
 fn decode_body(bytes: &[u8]) -> Result<CalcJob, AppError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| AppError::new(ErrorCode::BadMessage, format!("the body is not valid JSON: {e}")))?;
-    serde_json::from_value(value).map_err(|e| AppError::new(ErrorCode::InvalidInput, format!("invalid job: {e}")))
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        AppError::new(
+            ErrorCode::BadMessage,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    serde_json::from_value(value)
+        .map_err(|e| AppError::new(ErrorCode::InvalidInput, format!("invalid job: {e}")))
 }
 
 async fn snapshot(state: &AppState) -> Result<Snapshot, AppError> {
@@ -75,12 +102,16 @@ async fn snapshot(state: &AppState) -> Result<Snapshot, AppError> {
 }
 
 /// `GET /api/device/queue`.
-pub async fn device_queue(State(state): State<AppState>) -> Result<Json<app::api::DeviceQueue>, AppError> {
+pub async fn device_queue(
+    State(state): State<AppState>,
+) -> Result<Json<app::api::DeviceQueue>, AppError> {
     Ok(Json(snapshot(&state).await?.device_queue))
 }
 
 /// `GET /queue/status`.
-pub async fn queue_status(State(state): State<AppState>) -> Result<Json<app::api::QueueStatus>, AppError> {
+pub async fn queue_status(
+    State(state): State<AppState>,
+) -> Result<Json<app::api::QueueStatus>, AppError> {
     Ok(Json(snapshot(&state).await?.queue_status))
 }
 
@@ -91,8 +122,14 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<app::api::Stats
 
 /// `GET /health`: overall status plus each subsystem.
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
-    let ok = |detail: String| SubsystemHealth { status: "ok".into(), detail };
-    let degraded = |detail: String| SubsystemHealth { status: "degraded".into(), detail };
+    let ok = |detail: String| SubsystemHealth {
+        status: "ok".into(),
+        detail,
+    };
+    let degraded = |detail: String| SubsystemHealth {
+        status: "degraded".into(),
+        detail,
+    };
     let scheduler = match state.scheduler.snapshot().await {
         Some(s) => ok(format!(
             "{} waiting, {} running, {} finished",
@@ -104,16 +141,29 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
     let device = ok(format!(
         "{} {}; opened {} times, {} failed opens",
         d.backend,
-        if d.open { "open" } else { "closed (opens on demand)" },
+        if d.open {
+            "open"
+        } else {
+            "closed (opens on demand)"
+        },
         d.opens,
         d.open_failures
     ));
-    let websocket = ok(format!("{} connections", state.connections.load(Ordering::Relaxed)));
-    let all_ok = [&scheduler, &device, &websocket].iter().all(|s| s.status == "ok");
+    let websocket = ok(format!(
+        "{} connections",
+        state.connections.load(Ordering::Relaxed)
+    ));
+    let all_ok = [&scheduler, &device, &websocket]
+        .iter()
+        .all(|s| s.status == "ok");
     Json(Health {
         status: if all_ok { "healthy" } else { "degraded" }.into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_seconds: state.started.elapsed().as_secs(),
-        subsystems: Subsystems { scheduler, device, websocket },
+        subsystems: Subsystems {
+            scheduler,
+            device,
+            websocket,
+        },
     })
 }

@@ -23,7 +23,9 @@ pub struct WindowedHistogram {
 
 impl Default for WindowedHistogram {
     fn default() -> Self {
-        WindowedHistogram { buckets: VecDeque::with_capacity(WINDOW_SECS as usize + 1) }
+        WindowedHistogram {
+            buckets: VecDeque::with_capacity(WINDOW_SECS as usize + 1),
+        }
     }
 }
 
@@ -46,7 +48,11 @@ impl WindowedHistogram {
 
     /// Drops buckets older than the window.
     fn expire(&mut self, now_s: u64) {
-        while self.buckets.front().is_some_and(|(s, _)| s + WINDOW_SECS <= now_s) {
+        while self
+            .buckets
+            .front()
+            .is_some_and(|(s, _)| s + WINDOW_SECS <= now_s)
+        {
             self.buckets.pop_front();
         }
     }
@@ -137,11 +143,20 @@ impl Stats {
         let now = self.now_s();
         while self.step.0 < now {
             let (t, wait_sum, starts, finished) = self.step;
-            let avg_wait = if starts > 0 { wait_sum.as_secs_f64() / starts as f64 } else { 0.0 };
+            let avg_wait = if starts > 0 {
+                wait_sum.as_secs_f64() / starts as f64
+            } else {
+                0.0
+            };
             if self.history.len() == HISTORY_POINTS {
                 self.history.pop_front();
             }
-            self.history.push_back(HistoryPoint { t, queue_length, avg_wait, finished });
+            self.history.push_back(HistoryPoint {
+                t,
+                queue_length,
+                avg_wait,
+                finished,
+            });
             self.step = (t + 1, Duration::ZERO, 0, 0);
         }
     }
@@ -171,7 +186,10 @@ impl Stats {
     /// Median and 95th percentile queue wait over the window, seconds.
     pub fn wait_percentiles(&mut self) -> (f64, f64) {
         let h = self.wait.merged(self.now_s());
-        (h.value_at_quantile(0.5) as f64 / 1e6, h.value_at_quantile(0.95) as f64 / 1e6)
+        (
+            h.value_at_quantile(0.5) as f64 / 1e6,
+            h.value_at_quantile(0.95) as f64 / 1e6,
+        )
     }
 }
 

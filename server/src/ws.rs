@@ -27,12 +27,18 @@ const EVENT_BUFFER: usize = 256;
 pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     // Messages up to the configured size get an answer; the transport's hard limit is larger so
     // that an oversized message is refused with `bad_message` instead of closing the connection.
-    let hard_limit = state.config.max_message_bytes.saturating_mul(4).max(1 << 20);
-    ws.max_message_size(hard_limit).max_frame_size(hard_limit).on_upgrade(move |socket| {
-        let conn_id = uuid::Uuid::new_v4().simple().to_string();
-        let span = tracing::info_span!("ws", conn_id = %conn_id);
-        serve(socket, state).instrument(span)
-    })
+    let hard_limit = state
+        .config
+        .max_message_bytes
+        .saturating_mul(4)
+        .max(1 << 20);
+    ws.max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        .on_upgrade(move |socket| {
+            let conn_id = uuid::Uuid::new_v4().simple().to_string();
+            let span = tracing::info_span!("ws", conn_id = %conn_id);
+            serve(socket, state).instrument(span)
+        })
 }
 
 /// A job owned by this connection.
@@ -87,7 +93,13 @@ async fn serve(socket: WebSocket, state: AppState) {
 }
 
 fn error(client_ref: Option<String>, code: ErrorCode, message: String) -> ServerMessage {
-    ServerMessage::Error { job_id: None, client_ref, seq: None, code, message }
+    ServerMessage::Error {
+        job_id: None,
+        client_ref,
+        seq: None,
+        code,
+        message,
+    }
 }
 
 /// Decodes one text frame and acts on it; returns the immediate reply, if any.
@@ -99,9 +111,14 @@ fn handle_text(
 ) -> Option<ServerMessage> {
     let limit = state.config.max_message_bytes;
     if text.len() > limit {
-        return Some(error(None, ErrorCode::BadMessage, format!(
-            "message of {} bytes is over the limit of {limit} bytes", text.len()
-        )));
+        return Some(error(
+            None,
+            ErrorCode::BadMessage,
+            format!(
+                "message of {} bytes is over the limit of {limit} bytes",
+                text.len()
+            ),
+        ));
     }
     let msg = match decode(text) {
         Ok(m) => m,
@@ -113,46 +130,83 @@ fn handle_text(
             match state.scheduler.submit(job, events_tx.clone()) {
                 Ok(ticket) => {
                     tracing::debug!(job_id = %ticket.id(), %client_ref, "submitted");
-                    jobs.insert(ticket.id().clone(), Owned { ticket: Some(ticket), client_ref, seq: 0 });
+                    jobs.insert(
+                        ticket.id().clone(),
+                        Owned {
+                            ticket: Some(ticket),
+                            client_ref,
+                            seq: 0,
+                        },
+                    );
                     None
                 }
                 Err(e) => Some(error(Some(client_ref), e.code(), e.to_string())),
             }
         }
-        ClientMessage::Cancel { job_id } => match jobs.get_mut(&job_id).and_then(|o| o.ticket.take()) {
-            Some(ticket) => {
-                ticket.cancel();
-                None
+        ClientMessage::Cancel { job_id } => {
+            match jobs.get_mut(&job_id).and_then(|o| o.ticket.take()) {
+                Some(ticket) => {
+                    ticket.cancel();
+                    None
+                }
+                None => Some(error(
+                    None,
+                    ErrorCode::NotFound,
+                    format!("no job {job_id} is waiting or running on this connection"),
+                )),
             }
-            None => Some(error(None, ErrorCode::NotFound, format!(
-                "no job {job_id} is waiting or running on this connection"
-            ))),
-        },
+        }
     }
 }
 
 /// Parses a client message. Unusable frames are `bad_message`; a `submit` whose job does not
 /// decode is `invalid_input` (with its `client_ref`), since the message itself was understood.
 fn decode(text: &str) -> Result<ClientMessage, (ErrorCode, Option<String>, String)> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| (ErrorCode::BadMessage, None, format!("the message is not valid JSON: {e}")))?;
-    let ty = value.get("type").and_then(|t| t.as_str()).map(str::to_owned);
-    let client_ref = value.get("client_ref").and_then(|t| t.as_str()).map(str::to_owned);
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        (
+            ErrorCode::BadMessage,
+            None,
+            format!("the message is not valid JSON: {e}"),
+        )
+    })?;
+    let ty = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned);
+    let client_ref = value
+        .get("client_ref")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned);
     serde_json::from_value(value).map_err(|e| match ty.as_deref() {
-        Some("submit") => (ErrorCode::InvalidInput, client_ref, format!("invalid job: {e}")),
+        Some("submit") => (
+            ErrorCode::InvalidInput,
+            client_ref,
+            format!("invalid job: {e}"),
+        ),
         Some(_) => (ErrorCode::BadMessage, None, format!("invalid message: {e}")),
-        None => (ErrorCode::BadMessage, None,
-            "a message must be a JSON object with a \"type\" (submit, cancel or ping)".into()),
+        None => (
+            ErrorCode::BadMessage,
+            None,
+            "a message must be a JSON object with a \"type\" (submit, cancel or ping)".into(),
+        ),
     })
 }
 
 /// Turns a job event into the client's message, numbering it; forgets the job when it ends.
-fn forward(jobs: &mut HashMap<JobId, Owned>, job_id: JobId, event: JobEvent) -> Option<ServerMessage> {
+fn forward(
+    jobs: &mut HashMap<JobId, Owned>,
+    job_id: JobId,
+    event: JobEvent,
+) -> Option<ServerMessage> {
     let owned = jobs.get_mut(&job_id)?;
     let seq = owned.seq;
     owned.seq += 1;
     let msg = match event {
-        JobEvent::Accepted { position, queue_length, eta_ms } => ServerMessage::Accepted {
+        JobEvent::Accepted {
+            position,
+            queue_length,
+            eta_ms,
+        } => ServerMessage::Accepted {
             client_ref: owned.client_ref.clone(),
             job_id: job_id.clone(),
             seq,
@@ -160,10 +214,27 @@ fn forward(jobs: &mut HashMap<JobId, Owned>, job_id: JobId, event: JobEvent) -> 
             queue_length,
             eta_ms,
         },
-        JobEvent::Position { position, eta_ms } => ServerMessage::Position { job_id: job_id.clone(), seq, position, eta_ms },
-        JobEvent::Started { waited_ms } => ServerMessage::Started { job_id: job_id.clone(), seq, waited_ms },
-        JobEvent::Result { output, compute_ms } => ServerMessage::Result { job_id: job_id.clone(), seq, output, compute_ms },
-        JobEvent::Done => ServerMessage::Done { job_id: job_id.clone(), seq },
+        JobEvent::Position { position, eta_ms } => ServerMessage::Position {
+            job_id: job_id.clone(),
+            seq,
+            position,
+            eta_ms,
+        },
+        JobEvent::Started { waited_ms } => ServerMessage::Started {
+            job_id: job_id.clone(),
+            seq,
+            waited_ms,
+        },
+        JobEvent::Result { output, compute_ms } => ServerMessage::Result {
+            job_id: job_id.clone(),
+            seq,
+            output,
+            compute_ms,
+        },
+        JobEvent::Done => ServerMessage::Done {
+            job_id: job_id.clone(),
+            seq,
+        },
         JobEvent::Failed(e) => failed(&job_id, seq, &e),
     };
     if msg.is_terminal() {
@@ -175,5 +246,11 @@ fn forward(jobs: &mut HashMap<JobId, Owned>, job_id: JobId, event: JobEvent) -> 
 }
 
 fn failed(job_id: &JobId, seq: u64, e: &JobError) -> ServerMessage {
-    ServerMessage::Error { job_id: Some(job_id.clone()), client_ref: None, seq: Some(seq), code: e.code(), message: e.to_string() }
+    ServerMessage::Error {
+        job_id: Some(job_id.clone()),
+        client_ref: None,
+        seq: Some(seq),
+        code: e.code(),
+        message: e.to_string(),
+    }
 }

@@ -6,9 +6,17 @@ use common::*;
 use serde_json::{json, Value};
 
 async fn execute(server: &TestServer, body: Value) -> (u16, Option<String>, Value) {
-    let r = reqwest::Client::new().post(server.url("/api/execute")).json(&body).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(server.url("/api/execute"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
-    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
     (status, retry, r.json().await.unwrap())
 }
 
@@ -16,10 +24,17 @@ async fn execute(server: &TestServer, body: Value) -> (u16, Option<String>, Valu
 async fn ten_requests_in_a_row_are_counted() {
     let server = TestServer::start(&[]).await;
     for i in 0..10 {
-        let (status, _, body) = execute(&server, json!({"op":"add","a":{"shape":[2],"data":[1,2]},"b":{"shape":[2],"data":[i,i]}})).await;
+        let (status, _, body) = execute(
+            &server,
+            json!({"op":"add","a":{"shape":[2],"data":[1,2]},"b":{"shape":[2],"data":[i,i]}}),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["success"], true);
-        assert_eq!(body["result"], json!({"shape":[2],"data":[1.0 + i as f64, 2.0 + i as f64]}));
+        assert_eq!(
+            body["result"],
+            json!({"shape":[2],"data":[1.0 + i as f64, 2.0 + i as f64]})
+        );
         assert!(body["request_id"].as_str().is_some_and(|s| !s.is_empty()));
         assert!(body["compute_ms"].is_number() && body["waited_ms"].is_number());
     }
@@ -29,7 +44,12 @@ async fn ten_requests_in_a_row_are_counted() {
     assert!(q["max_wait_time_seconds"].is_number());
     let stats = server.get_json("/api/stats").await;
     assert_eq!(stats["performance"]["total_requests"], 10);
-    assert!(stats["performance"]["requests_per_second"].as_f64().unwrap() > 0.0);
+    assert!(
+        stats["performance"]["requests_per_second"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     assert!(stats["performance"]["p99_response_time"].as_f64().unwrap() > 0.0);
 }
 
@@ -49,11 +69,24 @@ async fn errors_have_real_status_codes_and_typed_bodies() {
     assert_eq!(body["error"]["code"], "bad_message");
 
     let (status, _, body) = execute(&server, json!({"op":"nope"})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_input"))
+    );
 
-    let (status, _, body) = execute(&server, json!({"op":"add","a":{"shape":[2],"data":[1,2]},"b":{"shape":[3],"data":[1,2,3]}})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_input")));
-    assert!(body["error"]["message"].as_str().unwrap().contains("broadcast"));
+    let (status, _, body) = execute(
+        &server,
+        json!({"op":"add","a":{"shape":[2],"data":[1,2]},"b":{"shape":[3],"data":[1,2,3]}}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_input"))
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("broadcast"));
 
     // One job runs, one waits, the third is refused with 429 and Retry-After.
     let s = std::sync::Arc::new(server);
@@ -68,7 +101,10 @@ async fn errors_have_real_status_codes_and_typed_bodies() {
     });
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     let (status, retry, body) = execute(&s, json!({"op":"sleep","ms":10})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("queue_full")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (429, Some("queue_full"))
+    );
     assert!(retry.is_some(), "429 without Retry-After");
     assert_eq!(running.await.unwrap().0, 200);
     assert_eq!(waiting.await.unwrap().0, 200);
@@ -80,7 +116,11 @@ async fn sleep_exists_only_in_test_mode() {
     let config = <turnstile_server::config::Config as clap::Parser>::parse_from(["turnstile"]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(turnstile_server::run(listener, config, std::future::pending()));
+    tokio::spawn(turnstile_server::run(
+        listener,
+        config,
+        std::future::pending(),
+    ));
     let r = reqwest::Client::new()
         .post(format!("http://{addr}/api/execute"))
         .json(&json!({"op":"sleep","ms":10}))
@@ -98,11 +138,23 @@ async fn queue_status_lists_jobs_without_ids_or_content() {
     let mut a = server.ws().await;
     let mut b = server.ws().await;
     a.send_json(submit("a", sleep_job(600))).await;
-    let app::protocol::ServerMessage::Accepted { job_id: ja, .. } = a.recv().await else { panic!() };
+    let app::protocol::ServerMessage::Accepted { job_id: ja, .. } = a.recv().await else {
+        panic!()
+    };
     b.send_json(submit("b", sleep_job(10))).await;
-    let app::protocol::ServerMessage::Accepted { job_id: jb, .. } = b.recv().await else { panic!() };
-    let raw = reqwest::get(server.url("/queue/status")).await.unwrap().text().await.unwrap();
-    assert!(!raw.contains(&ja.0) && !raw.contains(&jb.0), "job ids leaked: {raw}");
+    let app::protocol::ServerMessage::Accepted { job_id: jb, .. } = b.recv().await else {
+        panic!()
+    };
+    let raw = reqwest::get(server.url("/queue/status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !raw.contains(&ja.0) && !raw.contains(&jb.0),
+        "job ids leaked: {raw}"
+    );
     assert!(!raw.contains("sleep"), "job content leaked: {raw}");
     let q: Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(q["queue_length"], 1);
@@ -111,7 +163,10 @@ async fn queue_status_lists_jobs_without_ids_or_content() {
     assert_eq!(q["queue_items"][0]["status"], "running");
     assert_eq!(q["queue_items"][1]["position"], 1);
     assert_eq!(q["queue_items"][1]["kind"], "calc");
-    assert!(q["queue_items"][1]["enqueued_at"].as_str().unwrap().ends_with('Z'));
+    assert!(q["queue_items"][1]["enqueued_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
 }
 
 #[tokio::test]
@@ -127,5 +182,8 @@ async fn health_and_pages() {
     assert!(r.headers().contains_key("x-request-id"));
     let html = r.text().await.unwrap();
     assert!(html.contains("/pkg/turnstile.js"), "no hydration script");
-    assert!(html.contains("<select"), "the calculator form is not server-rendered");
+    assert!(
+        html.contains("<select"),
+        "the calculator form is not server-rendered"
+    );
 }

@@ -13,7 +13,10 @@ pub async fn get_json<T: DeserializeOwned>(path: &str) -> Result<T, String> {
     use crate::api::ErrorBody;
     use gloo_net::http::Request;
 
-    let response = Request::get(path).send().await.map_err(|e| format!("{path}: {e}"))?;
+    let response = Request::get(path)
+        .send()
+        .await
+        .map_err(|e| format!("{path}: {e}"))?;
     if !response.ok() {
         let status = response.status();
         return Err(match response.json::<ErrorBody>().await {
@@ -21,7 +24,10 @@ pub async fn get_json<T: DeserializeOwned>(path: &str) -> Result<T, String> {
             Err(_) => format!("{path}: HTTP {status}"),
         });
     }
-    response.json::<T>().await.map_err(|e| format!("{path}: unexpected answer ({e})"))
+    response
+        .json::<T>()
+        .await
+        .map_err(|e| format!("{path}: unexpected answer ({e})"))
 }
 
 /// Outside the browser there is no fetch: always an error.

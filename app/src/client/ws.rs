@@ -31,13 +31,16 @@ pub struct Connection {
 impl Connection {
     /// A connection that will report to `on_event`; nothing is opened yet.
     pub fn new(on_event: impl Fn(SocketEvent) + 'static) -> Self {
-        Connection { inner: browser::Lazy::new(std::rc::Rc::new(on_event)) }
+        Connection {
+            inner: browser::Lazy::new(std::rc::Rc::new(on_event)),
+        }
     }
 
     /// Sends `msg`, opening the socket first if there is none. The message is written as soon as
     /// the socket is open; an error here means it could not even be queued.
     pub fn send(&self, msg: &ClientMessage) -> Result<(), String> {
-        let text = serde_json::to_string(msg).map_err(|e| format!("could not encode the message: {e}"))?;
+        let text =
+            serde_json::to_string(msg).map_err(|e| format!("could not encode the message: {e}"))?;
         self.inner.send(text)
     }
 }
@@ -75,7 +78,10 @@ mod browser {
 
     impl Lazy {
         pub(super) fn new(on_event: Callback) -> Self {
-            Lazy { on_event, outbox: RefCell::new(None) }
+            Lazy {
+                on_event,
+                outbox: RefCell::new(None),
+            }
         }
 
         pub(super) fn send(&self, text: String) -> Result<(), String> {
@@ -85,7 +91,9 @@ mod browser {
                 *outbox = Some(open_socket(Rc::clone(&self.on_event))?);
             }
             match outbox.as_ref() {
-                Some(tx) => tx.unbounded_send(text).map_err(|_| "the connection closed".to_string()),
+                Some(tx) => tx
+                    .unbounded_send(text)
+                    .map_err(|_| "the connection closed".to_string()),
                 None => Err("no connection".into()),
             }
         }
@@ -94,8 +102,12 @@ mod browser {
     /// `ws://` or `wss://` (matching the page) + the page's own host + `/ws`.
     fn socket_url() -> Result<String, String> {
         let location = web_sys::window().ok_or("no window")?.location();
-        let protocol = location.protocol().map_err(|_| "the page's protocol is unreadable")?;
-        let host = location.host().map_err(|_| "the page's host is unreadable")?;
+        let protocol = location
+            .protocol()
+            .map_err(|_| "the page's protocol is unreadable")?;
+        let host = location
+            .host()
+            .map_err(|_| "the page's host is unreadable")?;
         let scheme = if protocol == "https:" { "wss" } else { "ws" };
         Ok(format!("{scheme}://{host}/ws"))
     }

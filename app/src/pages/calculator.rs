@@ -31,14 +31,36 @@ struct FormError {
 }
 
 /// The job the form describes, or what to fix.
-fn build_job(op: Op, a: &OperandFields, b: &OperandFields, dim: &str) -> Result<CalcJob, FormError> {
+fn build_job(
+    op: Op,
+    a: &OperandFields,
+    b: &OperandFields,
+    dim: &str,
+) -> Result<CalcJob, FormError> {
     fn fail(culprit: Culprit, prefix: &'static str) -> impl Fn(String) -> FormError {
-        move |message| FormError { culprit, message: format!("{prefix}{message}") }
+        move |message| FormError {
+            culprit,
+            message: format!("{prefix}{message}"),
+        }
     }
     let a_input = a.to_input().map_err(fail(Culprit::A, "Operand a, "))?;
-    let b_input = if op.is_binary() { Some(b.to_input().map_err(fail(Culprit::B, "Operand b, "))?) } else { None };
-    let dim = if op.is_reduction() { parse_dim(dim, a_input.shape().len()).map_err(fail(Culprit::Dim, ""))? } else { None };
-    Ok(CalcJob { op, a: Some(a_input), b: b_input, dim, ms: None })
+    let b_input = if op.is_binary() {
+        Some(b.to_input().map_err(fail(Culprit::B, "Operand b, "))?)
+    } else {
+        None
+    };
+    let dim = if op.is_reduction() {
+        parse_dim(dim, a_input.shape().len()).map_err(fail(Culprit::Dim, ""))?
+    } else {
+        None
+    };
+    Ok(CalcJob {
+        op,
+        a: Some(a_input),
+        b: b_input,
+        dim,
+        ms: None,
+    })
 }
 
 /// The op's label in the picker, e.g. `matmul — a @ b`.
@@ -70,7 +92,10 @@ fn status_text(tracker: &JobTracker) -> String {
         Phase::Idle => String::new(),
         Phase::Sending => "Sending…".into(),
         Phase::Waiting { position, eta_ms } => {
-            format!("Position {position} · about {} s", format::eta_seconds(*eta_ms))
+            format!(
+                "Position {position} · about {} s",
+                format::eta_seconds(*eta_ms)
+            )
         }
         Phase::Running { .. } => "Running…".into(),
         Phase::Finished(f) => format!("Done · computed in {}", format::millis(f.compute_ms)),
@@ -140,13 +165,18 @@ pub fn CalculatorPage() -> impl IntoView {
         let client_ref = submissions.with_value(|n| format!("r{}", n + 1));
         submissions.update_value(|n| *n += 1);
         tracker.update(|t| t.submitted(client_ref.clone()));
-        if let Err(e) = send(ClientMessage::Submit { client_ref, job: Job::Calc(job) }) {
+        if let Err(e) = send(ClientMessage::Submit {
+            client_ref,
+            job: Job::Calc(job),
+        }) {
             tracker.update(|t| t.connection_lost(&e));
         }
     };
 
     let on_cancel = move |_| {
-        let Some(job_id) = tracker.with_untracked(|t| t.can_cancel().then(|| t.job_id().cloned()).flatten()) else {
+        let Some(job_id) =
+            tracker.with_untracked(|t| t.can_cancel().then(|| t.job_id().cloned()).flatten())
+        else {
             return;
         };
         tracker.update(JobTracker::cancel_requested);
@@ -161,7 +191,9 @@ pub fn CalculatorPage() -> impl IntoView {
     let can_cancel = Memo::new(move |_| tracker.with(JobTracker::can_cancel));
     let status = Memo::new(move |_| tracker.with(status_text));
     let finished = Memo::new(move |_| tracker.with(JobTracker::finished));
-    let failure = Memo::new(move |_| tracker.with(|t| t.failure().map(|(c, m)| (c.to_string(), m.to_string()))));
+    let failure = Memo::new(move |_| {
+        tracker.with(|t| t.failure().map(|(c, m)| (c.to_string(), m.to_string())))
+    });
     let culprit = move || form_error.with(|e| e.as_ref().map(|e| e.culprit));
 
     view! {
@@ -176,7 +208,7 @@ pub fn CalculatorPage() -> impl IntoView {
             </header>
             <form class="card calc-form" on:submit=on_submit novalidate>
                 <div class="field-row">
-                    <div class="field">
+                    <div class="field field-op">
                         <label for="op">"Operation"</label>
                         <select
                             id="op"
@@ -246,6 +278,7 @@ pub fn CalculatorPage() -> impl IntoView {
             {move || finished.get().map(|f| view! { <ResultView finished=f/> })}
         </div>
     }
+    .into_any()
 }
 
 #[cfg(test)]
@@ -266,7 +299,13 @@ mod tests {
             queue_length: 3,
             eta_ms: 1260,
         });
-        assert_eq!(t.phase(), &Phase::Waiting { position: 2, eta_ms: 1260 });
+        assert_eq!(
+            t.phase(),
+            &Phase::Waiting {
+                position: 2,
+                eta_ms: 1260
+            }
+        );
         assert_eq!(status_text(&t), "Position 2 · about 1.3 s");
         t.cancel_requested();
         assert_eq!(status_text(&t), "Position 2 · about 1.3 s · cancelling…");

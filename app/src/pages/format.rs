@@ -41,7 +41,9 @@ pub fn millis(ms: f64) -> String {
     if !ms.is_finite() || ms < 0.0 {
         return NO_DATA.into();
     }
-    if ms >= 1000.0 {
+    if ms == 0.0 {
+        "0 ms".into()
+    } else if ms >= 1000.0 {
         format!("{:.2} s", ms / 1000.0)
     } else if ms >= 100.0 {
         format!("{ms:.0} ms")
@@ -67,7 +69,10 @@ pub fn shape(dims: &[usize]) -> String {
     if dims.is_empty() {
         return "scalar".into();
     }
-    dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" × ")
+    dims.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(" × ")
 }
 
 /// A rate with two decimals: `3.25`.
@@ -84,7 +89,7 @@ pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push('\u{202f}');
         }
         out.push(c);
@@ -121,8 +126,9 @@ mod tests {
 
     #[test]
     fn durations_and_counts() {
+        assert_eq!(millis(0.0), "0 ms");
         assert_eq!(millis(0.123), "0.12 ms");
-        assert_eq!(millis(3.14), "3.1 ms");
+        assert_eq!(millis(3.12), "3.1 ms");
         assert_eq!(millis(412.0), "412 ms");
         assert_eq!(millis(2345.0), "2.35 s");
         assert_eq!(seconds_as_millis(0.0031), "3.1 ms");

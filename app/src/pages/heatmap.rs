@@ -13,7 +13,13 @@ pub const MAX_CELLS: usize = 64;
 pub const NON_FINITE_COLOUR: &str = "#e0245e";
 
 /// Stops of the colour scale, low to high (viridis-like).
-const STOPS: [(u8, u8, u8); 5] = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)];
+const STOPS: [(u8, u8, u8); 5] = [
+    (68, 1, 84),
+    (59, 82, 139),
+    (33, 145, 140),
+    (94, 201, 98),
+    (253, 231, 37),
+];
 
 /// A matrix reduced to at most [`MAX_CELLS`]² cells; `None` marks a non-finite cell.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,12 +52,20 @@ impl Grid {
             }
         }
         let finite = cells.iter().flatten().copied();
-        let (min, max) = finite.fold(None, |acc: Option<(f32, f32)>, v| match acc {
-            None => Some((v, v)),
-            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
-        })
-        .unwrap_or((0.0, 0.0));
-        Grid { rows: out_rows, cols: out_cols, cells, min, max, downsampled: out_rows < rows || out_cols < cols }
+        let (min, max) = finite
+            .fold(None, |acc: Option<(f32, f32)>, v| match acc {
+                None => Some((v, v)),
+                Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+            })
+            .unwrap_or((0.0, 0.0));
+        Grid {
+            rows: out_rows,
+            cols: out_cols,
+            cells,
+            min,
+            max,
+            downsampled: out_rows < rows || out_cols < cols,
+        }
     }
 
     /// Whether any cell is non-finite.
@@ -77,7 +91,12 @@ fn block(i: usize, len: usize, out: usize) -> (usize, usize) {
 }
 
 /// Mean of a block; `None` if any value in it is non-finite.
-fn block_mean(data: &[f32], cols: usize, rows: std::ops::Range<usize>, cs: std::ops::Range<usize>) -> Option<f32> {
+fn block_mean(
+    data: &[f32],
+    cols: usize,
+    rows: std::ops::Range<usize>,
+    cs: std::ops::Range<usize>,
+) -> Option<f32> {
     let mut sum = 0f64;
     let mut n = 0usize;
     for r in rows {
@@ -94,13 +113,22 @@ fn block_mean(data: &[f32], cols: usize, rows: std::ops::Range<usize>, cs: std::
 
 /// The scale's colour at `t` in [0, 1], as `#rrggbb`.
 pub fn colour_at(t: f32) -> String {
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let x = t * (STOPS.len() - 1) as f32;
     let i = (x.floor() as usize).min(STOPS.len() - 2);
     let f = x - i as f32;
     let (a, b) = (STOPS[i], STOPS[i + 1]);
     let mix = |p: u8, q: u8| (f32::from(p) + (f32::from(q) - f32::from(p)) * f).round() as u8;
-    format!("#{:02x}{:02x}{:02x}", mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+    format!(
+        "#{:02x}{:02x}{:02x}",
+        mix(a.0, b.0),
+        mix(a.1, b.1),
+        mix(a.2, b.2)
+    )
 }
 
 /// The CSS gradient of the whole scale, for the legend.
@@ -108,7 +136,10 @@ fn legend_gradient() -> String {
     let stops: Vec<String> = (0..STOPS.len())
         .map(|i| colour_at(i as f32 / (STOPS.len() - 1) as f32))
         .collect();
-    format!("background: linear-gradient(to right, {})", stops.join(", "))
+    format!(
+        "background: linear-gradient(to right, {})",
+        stops.join(", ")
+    )
 }
 
 /// The heatmap of a `rows` × `cols` matrix with a legend.
@@ -130,7 +161,11 @@ pub fn Heatmap(
         .collect_view();
     let label = format!(
         "Heatmap of the {rows} × {cols} result{}, from {} (dark) to {} (bright)",
-        if grid.downsampled { format!(", averaged to {} × {} cells", grid.rows, grid.cols) } else { String::new() },
+        if grid.downsampled {
+            format!(", averaged to {} × {} cells", grid.rows, grid.cols)
+        } else {
+            String::new()
+        },
         format::value(grid.min),
         format::value(grid.max),
     );
@@ -164,6 +199,7 @@ pub fn Heatmap(
             </figcaption>
         </figure>
     }
+    .into_any()
 }
 
 #[cfg(test)]
@@ -173,7 +209,10 @@ mod tests {
     #[test]
     fn small_matrices_keep_every_cell() {
         let g = Grid::new(&[1., 2., 3., 4.], 2, 2);
-        assert_eq!((g.rows, g.cols, g.min, g.max, g.downsampled), (2, 2, 1., 4., false));
+        assert_eq!(
+            (g.rows, g.cols, g.min, g.max, g.downsampled),
+            (2, 2, 1., 4., false)
+        );
         assert_eq!(g.cells, vec![Some(1.), Some(2.), Some(3.), Some(4.)]);
         assert_eq!(g.colour(Some(1.)), colour_at(0.0));
         assert_eq!(g.colour(Some(4.)), colour_at(1.0));

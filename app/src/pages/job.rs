@@ -65,7 +65,11 @@ pub struct JobTracker {
 impl JobTracker {
     /// Forget the previous job and wait for `accepted` for `client_ref`.
     pub fn submitted(&mut self, client_ref: String) {
-        *self = JobTracker { client_ref: Some(client_ref), phase: Phase::Sending, ..Default::default() };
+        *self = JobTracker {
+            client_ref: Some(client_ref),
+            phase: Phase::Sending,
+            ..Default::default()
+        };
     }
 
     /// The current phase.
@@ -80,7 +84,10 @@ impl JobTracker {
 
     /// Whether a job is in flight (sent and not yet finished or failed).
     pub fn is_active(&self) -> bool {
-        matches!(self.phase, Phase::Sending | Phase::Waiting { .. } | Phase::Running { .. })
+        matches!(
+            self.phase,
+            Phase::Sending | Phase::Waiting { .. } | Phase::Running { .. }
+        )
     }
 
     /// Whether a cancel was sent and its answer is awaited.
@@ -117,12 +124,18 @@ impl JobTracker {
     /// The job could not be sent, or the socket dropped while it was in flight.
     pub fn connection_lost(&mut self, reason: &str) {
         if self.is_active() {
-            self.fail(CONNECTION_LOST, format!("{reason}; the job was abandoned, submit it again"));
+            self.fail(
+                CONNECTION_LOST,
+                format!("{reason}; the job was abandoned, submit it again"),
+            );
         }
     }
 
     fn fail(&mut self, code: &str, message: String) {
-        self.phase = Phase::Failed { code: code.into(), message };
+        self.phase = Phase::Failed {
+            code: code.into(),
+            message,
+        };
         self.cancelling = false;
     }
 
@@ -137,17 +150,32 @@ impl JobTracker {
             return false;
         }
         match msg {
-            ServerMessage::Accepted { client_ref, job_id, position, eta_ms, .. } => {
-                if self.job_id.is_some() || self.client_ref.as_deref() != Some(client_ref.as_str()) {
+            ServerMessage::Accepted {
+                client_ref,
+                job_id,
+                position,
+                eta_ms,
+                ..
+            } => {
+                if self.job_id.is_some() || self.client_ref.as_deref() != Some(client_ref.as_str())
+                {
                     return false;
                 }
                 self.job_id = Some(job_id);
                 self.phase = Phase::Waiting { position, eta_ms };
                 true
             }
-            ServerMessage::Error { job_id: None, client_ref, code, message, .. } => {
+            ServerMessage::Error {
+                job_id: None,
+                client_ref,
+                code,
+                message,
+                ..
+            } => {
                 let ours = match client_ref {
-                    Some(r) => self.job_id.is_none() && self.client_ref.as_deref() == Some(r.as_str()),
+                    Some(r) => {
+                        self.job_id.is_none() && self.client_ref.as_deref() == Some(r.as_str())
+                    }
                     // About the last frame received: ours only if we are still waiting for an answer.
                     None => self.phase == Phase::Sending,
                 };
@@ -168,7 +196,9 @@ impl JobTracker {
     /// A message known to be about this job.
     fn apply_own(&mut self, msg: ServerMessage) -> bool {
         match msg {
-            ServerMessage::Position { position, eta_ms, .. } => {
+            ServerMessage::Position {
+                position, eta_ms, ..
+            } => {
                 if !matches!(self.phase, Phase::Waiting { .. }) {
                     return false;
                 }
@@ -179,12 +209,18 @@ impl JobTracker {
                 self.phase = Phase::Running { waited_ms };
                 true
             }
-            ServerMessage::Result { output, compute_ms, .. } => {
+            ServerMessage::Result {
+                output, compute_ms, ..
+            } => {
                 let waited_ms = match self.phase {
                     Phase::Running { waited_ms } => waited_ms,
                     _ => 0,
                 };
-                self.phase = Phase::Finished(Arc::new(Finished { output, waited_ms, compute_ms }));
+                self.phase = Phase::Finished(Arc::new(Finished {
+                    output,
+                    waited_ms,
+                    compute_ms,
+                }));
                 self.cancelling = false;
                 true
             }
@@ -237,17 +273,52 @@ mod tests {
         t.submitted("r1".into());
         assert_eq!(t.phase(), &Phase::Sending);
         assert!(t.apply(accepted("r1", "j1", 3)));
-        assert_eq!(t.phase(), &Phase::Waiting { position: 3, eta_ms: 600 });
+        assert_eq!(
+            t.phase(),
+            &Phase::Waiting {
+                position: 3,
+                eta_ms: 600
+            }
+        );
         assert!(t.can_cancel());
-        assert!(t.apply(ServerMessage::Position { job_id: id("j1"), seq: 1, position: 1, eta_ms: 200 }));
-        assert_eq!(t.phase(), &Phase::Waiting { position: 1, eta_ms: 200 });
-        assert!(t.apply(ServerMessage::Started { job_id: id("j1"), seq: 2, waited_ms: 412 }));
-        let output = Tensor { shape: vec![1], data: vec![4.0] };
-        assert!(t.apply(ServerMessage::Result { job_id: id("j1"), seq: 3, output: output.clone(), compute_ms: 3.1 }));
+        assert!(t.apply(ServerMessage::Position {
+            job_id: id("j1"),
+            seq: 1,
+            position: 1,
+            eta_ms: 200
+        }));
+        assert_eq!(
+            t.phase(),
+            &Phase::Waiting {
+                position: 1,
+                eta_ms: 200
+            }
+        );
+        assert!(t.apply(ServerMessage::Started {
+            job_id: id("j1"),
+            seq: 2,
+            waited_ms: 412
+        }));
+        let output = Tensor {
+            shape: vec![1],
+            data: vec![4.0],
+        };
+        assert!(t.apply(ServerMessage::Result {
+            job_id: id("j1"),
+            seq: 3,
+            output: output.clone(),
+            compute_ms: 3.1
+        }));
         let f = t.finished().unwrap();
-        assert_eq!((f.output.clone(), f.waited_ms, f.compute_ms), (output, 412, 3.1));
+        assert_eq!(
+            (f.output.clone(), f.waited_ms, f.compute_ms),
+            (output, 412, 3.1)
+        );
         assert!(!t.is_active());
-        assert!(!t.apply(ServerMessage::Done { job_id: id("j1"), seq: 4 }));
+        assert!(!t.apply(ServerMessage::Done {
+            job_id: id("j1"),
+            seq: 4
+        }));
         assert!(t.finished().is_some());
     }
 
@@ -258,11 +329,26 @@ mod tests {
         assert!(!t.apply(accepted("r1", "other", 1)));
         assert!(!t.apply(error(None, Some("r1"), ErrorCode::QueueFull)));
         assert!(t.apply(accepted("r2", "mine", 2)));
-        assert!(!t.apply(ServerMessage::Position { job_id: id("other"), seq: 1, position: 1, eta_ms: 0 }));
-        assert!(!t.apply(ServerMessage::Started { job_id: id("other"), seq: 2, waited_ms: 0 }));
+        assert!(!t.apply(ServerMessage::Position {
+            job_id: id("other"),
+            seq: 1,
+            position: 1,
+            eta_ms: 0
+        }));
+        assert!(!t.apply(ServerMessage::Started {
+            job_id: id("other"),
+            seq: 2,
+            waited_ms: 0
+        }));
         assert!(!t.apply(error(Some("other"), None, ErrorCode::Timeout)));
         assert!(!t.apply(error(None, None, ErrorCode::BadMessage)));
-        assert_eq!(t.phase(), &Phase::Waiting { position: 2, eta_ms: 600 });
+        assert_eq!(
+            t.phase(),
+            &Phase::Waiting {
+                position: 2,
+                eta_ms: 600
+            }
+        );
     }
 
     #[test]

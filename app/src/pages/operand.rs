@@ -17,8 +17,13 @@ pub enum Source {
 
 impl Source {
     /// In the order the picker lists them.
-    pub const ALL: [Source; 5] =
-        [Source::Values, Source::Fill(Fill::Zeros), Source::Fill(Fill::Ones), Source::Fill(Fill::Eye), Source::Fill(Fill::Random)];
+    pub const ALL: [Source; 5] = [
+        Source::Values,
+        Source::Fill(Fill::Zeros),
+        Source::Fill(Fill::Ones),
+        Source::Fill(Fill::Eye),
+        Source::Fill(Fill::Random),
+    ];
 
     /// The `<option>` value.
     pub fn key(self) -> &'static str {
@@ -75,13 +80,23 @@ impl OperandFields {
     /// The operand as sent, or what to fix. Reads the fields without tracking them.
     pub fn to_input(&self) -> Result<TensorInput, String> {
         self.values.with_untracked(|values| {
-            build_input(self.source.get_untracked(), &self.shape.read_untracked(), values, &self.seed.read_untracked())
+            build_input(
+                self.source.get_untracked(),
+                &self.shape.read_untracked(),
+                values,
+                &self.seed.read_untracked(),
+            )
         })
     }
 }
 
 /// The operand described by the form's texts.
-pub fn build_input(source: Source, shape: &str, values: &str, seed: &str) -> Result<TensorInput, String> {
+pub fn build_input(
+    source: Source,
+    shape: &str,
+    values: &str,
+    seed: &str,
+) -> Result<TensorInput, String> {
     let shape = parse_shape(shape)?;
     match source {
         Source::Values => {
@@ -91,7 +106,11 @@ pub fn build_input(source: Source, shape: &str, values: &str, seed: &str) -> Res
                 return Err(format!(
                     "values: {} given, but shape [{}] holds {needed}",
                     data.len(),
-                    shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+                    shape
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             Tensor::new(shape, data).map(TensorInput::Literal)
@@ -100,7 +119,11 @@ pub fn build_input(source: Source, shape: &str, values: &str, seed: &str) -> Res
             if fill == Fill::Eye && shape.len() < 2 {
                 return Err("shape: the identity needs at least 2 dimensions (e.g. 3,3)".into());
             }
-            let seed = if fill == Fill::Random { parse_seed(seed)? } else { None };
+            let seed = if fill == Fill::Random {
+                parse_seed(seed)?
+            } else {
+                None
+            };
             Ok(TensorInput::Generated { fill, shape, seed })
         }
     }
@@ -118,7 +141,12 @@ pub fn OperandEditor(
     invalid: Signal<bool>,
 ) -> impl IntoView {
     let id = move |part: &str| format!("operand-{name}-{part}");
-    let OperandFields { source, shape, values, seed } = fields;
+    let OperandFields {
+        source,
+        shape,
+        values,
+        seed,
+    } = fields;
     let is_values = move || source.get() == Source::Values;
     let is_random = move || source.get() == Source::Fill(Fill::Random);
     let aria_invalid = move || invalid.get().then_some("true");
@@ -188,10 +216,7 @@ pub fn OperandEditor(
                 when=is_values
                 fallback=move || {
                     view! {
-                        <p class="hint generated">
-                            {move || source.get().label()}
-                            " are generated on the device; no values to type."
-                        </p>
+                        <p class="hint generated">"Filled on the device from the shape; no values to type."</p>
                     }
                 }
             >
@@ -217,6 +242,7 @@ pub fn OperandEditor(
             </Show>
         </fieldset>
     }
+    .into_any()
 }
 
 #[cfg(test)]
@@ -226,7 +252,13 @@ mod tests {
     #[test]
     fn typed_values_become_a_literal() {
         let t = build_input(Source::Values, "2,2", "1 2\n3 4", "").unwrap();
-        assert_eq!(t, TensorInput::Literal(Tensor { shape: vec![2, 2], data: vec![1., 2., 3., 4.] }));
+        assert_eq!(
+            t,
+            TensorInput::Literal(Tensor {
+                shape: vec![2, 2],
+                data: vec![1., 2., 3., 4.]
+            })
+        );
         let scalar = build_input(Source::Values, "", "5", "").unwrap();
         assert_eq!(scalar.shape(), &[] as &[usize]);
     }
@@ -234,17 +266,41 @@ mod tests {
     #[test]
     fn generators_carry_their_seed_only_when_random() {
         let r = build_input(Source::Fill(Fill::Random), "3,3", "ignored", "7").unwrap();
-        assert_eq!(r, TensorInput::Generated { fill: Fill::Random, shape: vec![3, 3], seed: Some(7) });
+        assert_eq!(
+            r,
+            TensorInput::Generated {
+                fill: Fill::Random,
+                shape: vec![3, 3],
+                seed: Some(7)
+            }
+        );
         let z = build_input(Source::Fill(Fill::Zeros), "4", "", "7").unwrap();
-        assert_eq!(z, TensorInput::Generated { fill: Fill::Zeros, shape: vec![4], seed: None });
+        assert_eq!(
+            z,
+            TensorInput::Generated {
+                fill: Fill::Zeros,
+                shape: vec![4],
+                seed: None
+            }
+        );
     }
 
     #[test]
     fn mistakes_are_reported_not_sent() {
-        assert!(build_input(Source::Values, "2,2", "1 2 3", "").unwrap_err().contains("3 given"));
-        assert!(build_input(Source::Values, "2,a", "1", "").unwrap_err().starts_with("shape:"));
-        assert!(build_input(Source::Fill(Fill::Eye), "3", "", "").unwrap_err().contains("2 dimensions"));
-        assert!(build_input(Source::Fill(Fill::Random), "3", "", "x").unwrap_err().starts_with("seed:"));
-        assert!(Source::ALL.iter().all(|s| Source::from_key(s.key()) == Some(*s)));
+        assert!(build_input(Source::Values, "2,2", "1 2 3", "")
+            .unwrap_err()
+            .contains("3 given"));
+        assert!(build_input(Source::Values, "2,a", "1", "")
+            .unwrap_err()
+            .starts_with("shape:"));
+        assert!(build_input(Source::Fill(Fill::Eye), "3", "", "")
+            .unwrap_err()
+            .contains("2 dimensions"));
+        assert!(build_input(Source::Fill(Fill::Random), "3", "", "x")
+            .unwrap_err()
+            .starts_with("seed:"));
+        assert!(Source::ALL
+            .iter()
+            .all(|s| Source::from_key(s.key()) == Some(*s)));
     }
 }

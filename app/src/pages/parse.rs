@@ -25,7 +25,10 @@ pub fn parse_shape(text: &str) -> Result<Vec<usize>, String> {
         dims.push(dim);
     }
     if dims.len() > MAX_DIMS {
-        return Err(format!("shape: {} dimensions given; at most {MAX_DIMS} are supported", dims.len()));
+        return Err(format!(
+            "shape: {} dimensions given; at most {MAX_DIMS} are supported",
+            dims.len()
+        ));
     }
     Ok(dims)
 }
@@ -38,12 +41,21 @@ pub fn parse_values(text: &str) -> Result<Vec<f32>, String> {
         if token.is_empty() {
             continue;
         }
-        let value: f32 = token
-            .parse()
-            .map_err(|_| format!("values: \"{token}\" (item {}) is not a number", values.len() + 1))?;
-        let spelled_infinite = token.trim_start_matches(['+', '-']).to_ascii_lowercase().starts_with("inf");
+        let value: f32 = token.parse().map_err(|_| {
+            format!(
+                "values: \"{token}\" (item {}) is not a number",
+                values.len() + 1
+            )
+        })?;
+        let spelled_infinite = token
+            .trim_start_matches(['+', '-'])
+            .to_ascii_lowercase()
+            .starts_with("inf");
         if value.is_infinite() && !spelled_infinite {
-            return Err(format!("values: {token} (item {}) is too large for a 32-bit float", values.len() + 1));
+            return Err(format!(
+                "values: {token} (item {}) is too large for a 32-bit float",
+                values.len() + 1
+            ));
         }
         values.push(value);
     }
@@ -56,9 +68,12 @@ pub fn parse_seed(text: &str) -> Result<Option<u64>, String> {
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse()
-        .map(Some)
-        .map_err(|_| format!("seed: \"{text}\" is not a whole number from 0 to {}", u64::MAX))
+    text.parse().map(Some).map_err(|_| {
+        format!(
+            "seed: \"{text}\" is not a whole number from 0 to {}",
+            u64::MAX
+        )
+    })
 }
 
 /// An optional reduction dimension for an operand of `rank` dimensions: empty is none.
@@ -67,11 +82,16 @@ pub fn parse_dim(text: &str, rank: usize) -> Result<Option<usize>, String> {
     if text.is_empty() {
         return Ok(None);
     }
-    let dim: usize = text.parse().map_err(|_| format!("dim: \"{text}\" is not a whole number"))?;
+    let dim: usize = text
+        .parse()
+        .map_err(|_| format!("dim: \"{text}\" is not a whole number"))?;
     if dim >= rank {
         return Err(match rank {
             0 => "dim: a scalar has no dimension to reduce over; leave dim empty".into(),
-            _ => format!("dim: {dim} is out of range; the operand has dimensions 0 to {}", rank - 1),
+            _ => format!(
+                "dim: {dim} is out of range; the operand has dimensions 0 to {}",
+                rank - 1
+            ),
         });
     }
     Ok(Some(dim))
@@ -93,8 +113,12 @@ mod tests {
 
     #[test]
     fn bad_shapes_explain_themselves() {
-        assert!(parse_shape("2,a").unwrap_err().contains("\"a\" is not a whole number"));
-        assert!(parse_shape("2,-1").unwrap_err().contains("not a whole number"));
+        assert!(parse_shape("2,a")
+            .unwrap_err()
+            .contains("\"a\" is not a whole number"));
+        assert!(parse_shape("2,-1")
+            .unwrap_err()
+            .contains("not a whole number"));
         assert!(parse_shape("2,0").unwrap_err().contains("at least 1"));
         assert!(parse_shape("1,1,1,1,1").unwrap_err().contains("at most 4"));
     }
@@ -113,7 +137,9 @@ mod tests {
 
     #[test]
     fn bad_values_explain_themselves() {
-        assert!(parse_values("1 2 x").unwrap_err().contains("\"x\" (item 3) is not a number"));
+        assert!(parse_values("1 2 x")
+            .unwrap_err()
+            .contains("\"x\" (item 3) is not a number"));
         assert!(parse_values("1e300").unwrap_err().contains("too large"));
     }
 

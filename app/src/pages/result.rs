@@ -23,7 +23,9 @@ pub fn table_rows(t: &Tensor) -> Option<Vec<&[f32]>> {
     match t.shape.as_slice() {
         [] => Some(vec![&t.data[..]]),
         [n] if *n <= TABLE_MAX_VECTOR => Some(vec![&t.data[..]]),
-        [r, c] if *r <= TABLE_MAX_SIDE && *c <= TABLE_MAX_SIDE && *c > 0 => Some(t.data.chunks(*c).collect()),
+        [r, c] if *r <= TABLE_MAX_SIDE && *c <= TABLE_MAX_SIDE && *c > 0 => {
+            Some(t.data.chunks(*c).collect())
+        }
         _ => None,
     }
 }
@@ -35,7 +37,11 @@ pub fn ResultView(
     finished: Arc<Finished>,
 ) -> impl IntoView {
     let t = &finished.output;
-    let summary = format!("{} · {} values", format::shape(&t.shape), format::count(t.data.len() as u64));
+    let summary = format!(
+        "{} · {} values",
+        format::shape(&t.shape),
+        format::count(t.data.len() as u64)
+    );
     let table = table_rows(t).map(|rows| result_table(&rows, t.shape.len()));
     let preview = table.is_none().then(|| preview(t));
     let heatmap = match t.shape.as_slice() {
@@ -61,11 +67,11 @@ pub fn ResultView(
                     <dd data-testid="shape">{summary}</dd>
                 </div>
             </dl>
-            {table}
             {preview}
-            {heatmap}
+            <div class="result-body">{table} {heatmap}</div>
         </section>
     }
+    .into_any()
 }
 
 /// A table with one `td.cell` per value; `rank` says whether to number rows and columns.
@@ -89,7 +95,11 @@ fn result_table(rows: &[&[f32]], rank: usize) -> impl IntoView {
             let cells = row
                 .iter()
                 .map(|&v| {
-                    let class = if v.is_finite() { "cell" } else { "cell non-finite" };
+                    let class = if v.is_finite() {
+                        "cell"
+                    } else {
+                        "cell non-finite"
+                    };
                     view! { <td class=class>{format::value(v)}</td> }
                 })
                 .collect_view();
@@ -109,7 +119,11 @@ fn result_table(rows: &[&[f32]], rank: usize) -> impl IntoView {
 /// The first values of a tensor too large for a table.
 fn preview(t: &Tensor) -> impl IntoView {
     let shown = t.data.len().min(PREVIEW_VALUES);
-    let values = t.data[..shown].iter().map(|&v| format::value(v)).collect::<Vec<_>>().join(", ");
+    let values = t.data[..shown]
+        .iter()
+        .map(|&v| format::value(v))
+        .collect::<Vec<_>>()
+        .join(", ");
     let more = t.data.len() - shown;
     view! {
         <p class="preview">
@@ -125,7 +139,10 @@ mod tests {
 
     fn t(shape: Vec<usize>) -> Tensor {
         let n = crate::tensor::element_count(&shape);
-        Tensor { shape, data: vec![0.0; n] }
+        Tensor {
+            shape,
+            data: vec![0.0; n],
+        }
     }
 
     #[test]

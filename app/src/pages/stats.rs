@@ -38,27 +38,49 @@ impl Data {
                 problems.push(e);
             }
         };
-        let alive = self.stats.try_update(|s| keep(stats.map(|v| *s = Some(v)))).is_some();
+        let alive = self
+            .stats
+            .try_update(|s| keep(stats.map(|v| *s = Some(v))))
+            .is_some();
         self.queue.try_update(|q| keep(queue.map(|v| *q = Some(v))));
-        self.health.try_update(|h| keep(health.map(|v| *h = Some(v))));
+        self.health
+            .try_update(|h| keep(health.map(|v| *h = Some(v))));
         let problem = (!problems.is_empty()).then(|| problems.join("; "));
         self.problem.try_set(problem);
         alive
     }
 
     /// A value from the stats, or the placeholder.
-    fn stat(self, f: impl Fn(&Stats) -> String + Send + Sync + 'static) -> impl Fn() -> String + Send + Sync + 'static {
-        move || self.stats.with(|s| s.as_ref().map(&f).unwrap_or_else(|| NO_DATA.into()))
+    fn stat(
+        self,
+        f: impl Fn(&Stats) -> String + Send + Sync + 'static,
+    ) -> impl Fn() -> String + Send + Sync + 'static {
+        move || {
+            self.stats
+                .with(|s| s.as_ref().map(&f).unwrap_or_else(|| NO_DATA.into()))
+        }
     }
 
     /// A value from the device queue, or the placeholder.
-    fn queued(self, f: impl Fn(&DeviceQueue) -> String + Send + Sync + 'static) -> impl Fn() -> String + Send + Sync + 'static {
-        move || self.queue.with(|q| q.as_ref().map(&f).unwrap_or_else(|| NO_DATA.into()))
+    fn queued(
+        self,
+        f: impl Fn(&DeviceQueue) -> String + Send + Sync + 'static,
+    ) -> impl Fn() -> String + Send + Sync + 'static {
+        move || {
+            self.queue
+                .with(|q| q.as_ref().map(&f).unwrap_or_else(|| NO_DATA.into()))
+        }
     }
 
     /// A value from the health report, or the placeholder.
-    fn healthy(self, f: impl Fn(&Health) -> String + Send + Sync + 'static) -> impl Fn() -> String + Send + Sync + 'static {
-        move || self.health.with(|h| h.as_ref().map(&f).unwrap_or_else(|| NO_DATA.into()))
+    fn healthy(
+        self,
+        f: impl Fn(&Health) -> String + Send + Sync + 'static,
+    ) -> impl Fn() -> String + Send + Sync + 'static {
+        move || {
+            self.health
+                .with(|h| h.as_ref().map(&f).unwrap_or_else(|| NO_DATA.into()))
+        }
     }
 }
 
@@ -110,14 +132,21 @@ pub fn StatsPage() -> impl IntoView {
     start_polling(data);
 
     let ms = |f: fn(&Stats) -> f64| data.stat(move |s| format::seconds_as_millis(f(s)));
-    let history = Signal::derive(move || data.stats.with(|s| s.as_ref().map(|s| s.history.clone()).unwrap_or_default()));
-    let step = Signal::derive(move || data.stats.with(|s| s.as_ref().map_or(1, |s| s.history_step_seconds)));
+    let history = Signal::derive(move || {
+        data.stats
+            .with(|s| s.as_ref().map(|s| s.history.clone()).unwrap_or_default())
+    });
+    let step = Signal::derive(move || {
+        data.stats
+            .with(|s| s.as_ref().map_or(1, |s| s.history_step_seconds))
+    });
     let health_class = move || {
-        data.health.with(|h| match h.as_ref().map(|h| h.status.as_str()) {
-            Some("healthy") => "badge ok",
-            Some(_) => "badge warn",
-            None => "badge",
-        })
+        data.health
+            .with(|h| match h.as_ref().map(|h| h.status.as_str()) {
+                Some("healthy") => "badge ok",
+                Some(_) => "badge warn",
+                None => "badge",
+            })
     };
     let subsystems = move || {
         data.health.with(|h| {
@@ -183,11 +212,11 @@ pub fn StatsPage() -> impl IntoView {
                     <dl class="metrics">
                         <Metric label="Backend" value=data.stat(|s| s.device.backend.clone()) testid="stats-backend"/>
                         <Metric label="State" value=data.stat(|s| if s.device.open { "open".into() } else { "closed".into() }) testid="stats-device-state"/>
-                        <Metric label="Opened" value=data.stat(|s| format!("{} times", s.device.opens))/>
+                        <Metric label="Times opened" value=data.stat(|s| s.device.opens.to_string())/>
                         <Metric label="Failed opens" value=data.stat(|s| s.device.open_failures.to_string())/>
                     </dl>
                 </section>
-                <section class="card" aria-labelledby="card-health">
+                <section class="card card-wide" aria-labelledby="card-health">
                     <h2 id="card-health">"Health"</h2>
                     <p>
                         <span class=health_class data-testid="stats-health">{data.healthy(|h| h.status.clone())}</span>
@@ -205,5 +234,5 @@ pub fn StatsPage() -> impl IntoView {
             </section>
         </div>
     }
+    .into_any()
 }
-

@@ -18,12 +18,21 @@ pub type Bar = (f64, f64, f64, f64);
 
 /// The largest queue length, at least 1 so an idle server still has a scale.
 pub fn max_queue(points: &[HistoryPoint]) -> u64 {
-    points.iter().map(|p| p.queue_length).max().unwrap_or(0).max(1)
+    points
+        .iter()
+        .map(|p| p.queue_length)
+        .max()
+        .unwrap_or(0)
+        .max(1)
 }
 
 /// The largest average wait in seconds (0 when nobody waited).
 pub fn max_wait(points: &[HistoryPoint]) -> f64 {
-    points.iter().map(|p| p.avg_wait).filter(|w| w.is_finite()).fold(0.0, f64::max)
+    points
+        .iter()
+        .map(|p| p.avg_wait)
+        .filter(|w| w.is_finite())
+        .fold(0.0, f64::max)
 }
 
 /// The queue-length bars, one slot per point, oldest on the left.
@@ -52,7 +61,11 @@ pub fn wait_line(points: &[HistoryPoint]) -> String {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let w = if p.avg_wait.is_finite() { p.avg_wait.max(0.0) } else { 0.0 };
+            let w = if p.avg_wait.is_finite() {
+                p.avg_wait.max(0.0)
+            } else {
+                0.0
+            };
             let x = i as f64 * slot + slot * 0.4;
             let y = HEIGHT - w / top * (HEIGHT - TOP);
             format!("{x:.1},{y:.1}")
@@ -110,8 +123,19 @@ pub fn HistoryChart(
             }
         })
     };
-    let queue_scale = move || history.with(|h| format!("max {}", max_queue(h)));
-    let wait_scale = move || history.with(|h| format!("max {}", format::seconds_as_millis(max_wait(h))));
+    let scale = move |f: fn(&[HistoryPoint]) -> String| {
+        move || {
+            history.with(|h| {
+                if h.is_empty() {
+                    format::NO_DATA.to_string()
+                } else {
+                    format!("max {}", f(h))
+                }
+            })
+        }
+    };
+    let queue_scale = scale(|h| max_queue(h).to_string());
+    let wait_scale = scale(|h| format::seconds_as_millis(max_wait(h)));
     view! {
         <figure class="chart">
             <div class="chart-scales" aria-hidden="true">
@@ -134,6 +158,7 @@ pub fn HistoryChart(
             </figcaption>
         </figure>
     }
+    .into_any()
 }
 
 #[cfg(test)]
@@ -141,7 +166,12 @@ mod tests {
     use super::*;
 
     fn p(queue_length: u64, avg_wait: f64) -> HistoryPoint {
-        HistoryPoint { t: 0, queue_length, avg_wait, finished: 0 }
+        HistoryPoint {
+            t: 0,
+            queue_length,
+            avg_wait,
+            finished: 0,
+        }
     }
 
     #[test]
@@ -159,7 +189,10 @@ mod tests {
     fn wait_line_peaks_at_the_top() {
         assert_eq!(wait_line(&[p(0, 0.0)]), "");
         let line = wait_line(&[p(0, 0.0), p(0, 0.5)]);
-        let ys: Vec<f64> = line.split(' ').map(|xy| xy.split(',').nth(1).unwrap().parse().unwrap()).collect();
+        let ys: Vec<f64> = line
+            .split(' ')
+            .map(|xy| xy.split(',').nth(1).unwrap().parse().unwrap())
+            .collect();
         assert_eq!(ys, vec![HEIGHT, TOP]);
     }
 }

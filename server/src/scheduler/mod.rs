@@ -80,7 +80,12 @@ pub trait Executor: Send + Sync + 'static {
     fn validate(&self, job: &Job) -> Result<(), JobError>;
     /// Runs the job on a blocking thread while it holds a device lease. Must return promptly
     /// with [`JobError::Cancelled`] once `cancel` fires, at its next cancellation point.
-    fn execute(&self, job: &Job, device: &candle_core::Device, cancel: &CancellationToken) -> Result<Tensor, JobError>;
+    fn execute(
+        &self,
+        job: &Job,
+        device: &candle_core::Device,
+        cancel: &CancellationToken,
+    ) -> Result<Tensor, JobError>;
 }
 
 /// The scheduler's settings.
@@ -118,7 +123,11 @@ enum Command {
     /// Cancel a job; `notify` tells its owner (an explicit cancel) or not (the owner is gone).
     Cancel { id: JobId, notify: bool },
     /// A runner left the device.
-    Finished { id: JobId, run: Duration, failure: Option<&'static str> },
+    Finished {
+        id: JobId,
+        run: Duration,
+        failure: Option<&'static str>,
+    },
     /// A submission was refused before reaching the queue (for statistics).
     Refused(&'static str),
     /// Report the current state.
@@ -154,7 +163,10 @@ impl JobTicket {
     /// Cancels the job; its owner receives `Failed(Cancelled)`.
     pub fn cancel(mut self) {
         self.armed = false;
-        let _ = self.tx.send(Command::Cancel { id: self.id.clone(), notify: true });
+        let _ = self.tx.send(Command::Cancel {
+            id: self.id.clone(),
+            notify: true,
+        });
     }
 
     /// The job has ended: dropping the ticket no longer cancels anything.
@@ -166,7 +178,10 @@ impl JobTicket {
 impl Drop for JobTicket {
     fn drop(&mut self) {
         if self.armed {
-            let _ = self.tx.send(Command::Cancel { id: self.id.clone(), notify: false });
+            let _ = self.tx.send(Command::Cancel {
+                id: self.id.clone(),
+                notify: false,
+            });
         }
     }
 }
@@ -183,8 +198,21 @@ impl Scheduler {
         let (tx, rx) = mpsc::unbounded_channel();
         let permits = Arc::new(Semaphore::new(config.max_waiting));
         let max_waiting = config.max_waiting;
-        task::spawn(config, device, Arc::clone(&executor), tx.downgrade(), rx, Arc::clone(&permits), shutdown);
-        Scheduler { tx, permits, executor, max_waiting }
+        task::spawn(
+            config,
+            device,
+            Arc::clone(&executor),
+            tx.downgrade(),
+            rx,
+            Arc::clone(&permits),
+            shutdown,
+        );
+        Scheduler {
+            tx,
+            permits,
+            executor,
+            max_waiting,
+        }
     }
 
     /// Validates and queues `job` for the owner of `sink`. Its first event is `Accepted`.
@@ -196,13 +224,23 @@ impl Scheduler {
         self.executor.validate(&job).map_err(refuse)?;
         let permit: OwnedSemaphorePermit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(p) => p,
-            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(refuse(JobError::QueueFull(self.max_waiting))),
-            Err(tokio::sync::TryAcquireError::Closed) => return Err(refuse(JobError::ShuttingDown)),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                return Err(refuse(JobError::QueueFull(self.max_waiting)))
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => {
+                return Err(refuse(JobError::ShuttingDown))
+            }
         };
         let id = JobId(uuid::Uuid::new_v4().simple().to_string());
         let waiting = task::Waiting::new(id.clone(), job, sink, permit);
-        self.tx.send(Command::Submit(waiting)).map_err(|_| JobError::ShuttingDown)?;
-        Ok(JobTicket { id, tx: self.tx.clone(), armed: true })
+        self.tx
+            .send(Command::Submit(waiting))
+            .map_err(|_| JobError::ShuttingDown)?;
+        Ok(JobTicket {
+            id,
+            tx: self.tx.clone(),
+            armed: true,
+        })
     }
 
     /// The current state, for the HTTP endpoints.

@@ -43,7 +43,10 @@ pub struct WaitQueue<V> {
 
 impl<V: Announced> Default for WaitQueue<V> {
     fn default() -> Self {
-        WaitQueue { order: BTreeMap::new(), dirty_from: None }
+        WaitQueue {
+            order: BTreeMap::new(),
+            dirty_from: None,
+        }
     }
 }
 
@@ -88,12 +91,17 @@ impl<V: Announced> WaitQueue<V> {
     /// `push` and `flush_changes`; this direct query serves the recount checks.)
     #[cfg(test)]
     pub fn position(&self, key: &QueueKey) -> Option<u64> {
-        self.order.contains_key(key).then(|| self.order.rank(key) as u64 + 1)
+        self.order
+            .contains_key(key)
+            .then(|| self.order.rank(key) as u64 + 1)
     }
 
     /// Entries in run order, with their positions.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &QueueKey, &V)> {
-        self.order.iter().enumerate().map(|(i, (k, v))| (i as u64 + 1, k, v))
+        self.order
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| (i as u64 + 1, k, v))
     }
 
     /// Whether some announced position may be stale.
@@ -104,11 +112,15 @@ impl<V: Announced> WaitQueue<V> {
     /// Calls `announce(position, entry)` for every entry whose position differs from the one its
     /// owner was last told, records the new one, and clears the dirty mark. O(k log n).
     pub fn flush_changes(&mut self, mut announce: impl FnMut(u64, &mut V)) {
-        let Some(from) = self.dirty_from.take() else { return };
+        let Some(from) = self.dirty_from.take() else {
+            return;
+        };
         // Walk by index: indexset 0.12's `range_mut` stops at the end of the first node.
         for index in self.order.rank(&from)..self.order.len() {
             let position = index as u64 + 1;
-            let Some(v) = self.order.get_mut_index(index) else { break };
+            let Some(v) = self.order.get_mut_index(index) else {
+                break;
+            };
             let last = v.last_announced();
             if *last != position {
                 *last = position;
@@ -153,7 +165,11 @@ mod tests {
         q.remove(&key(2));
         let mut told = vec![];
         q.flush_changes(|p, e| told.push((e.id, p)));
-        assert_eq!(told, vec![(3, 3), (4, 4)], "only those behind the removal move");
+        assert_eq!(
+            told,
+            vec![(3, 3), (4, 4)],
+            "only those behind the removal move"
+        );
         assert_eq!(q.pop_first().unwrap().1.id, 0);
         told.clear();
         q.flush_changes(|p, e| told.push((e.id, p)));
@@ -173,7 +189,10 @@ mod tests {
         for seq in 0..3000u64 {
             match rng.random_range(0..10) {
                 0..=4 => {
-                    let k = QueueKey { tag: rng.random_range(0..500), seq };
+                    let k = QueueKey {
+                        tag: rng.random_range(0..500),
+                        seq,
+                    };
                     q.push(k, E { id: seq, told: 0 });
                     naive.push(k);
                 }

@@ -39,7 +39,11 @@ struct FinishGuard {
 
 impl Drop for FinishGuard {
     fn drop(&mut self) {
-        let _ = self.tx.send(Command::Finished { id: self.id.clone(), run: self.run, failure: self.failure });
+        let _ = self.tx.send(Command::Finished {
+            id: self.id.clone(),
+            run: self.run,
+            failure: self.failure,
+        });
     }
 }
 
@@ -49,14 +53,32 @@ pub(super) fn spawn(spec: RunSpec) {
 }
 
 async fn run(spec: RunSpec) {
-    let RunSpec { id, job, sink, waited, cancel, device, executor, max_run, tx } = spec;
-    let mut guard = FinishGuard { id: id.clone(), tx, run: Duration::ZERO, failure: Some("internal") };
+    let RunSpec {
+        id,
+        job,
+        sink,
+        waited,
+        cancel,
+        device,
+        executor,
+        max_run,
+        tx,
+    } = spec;
+    let mut guard = FinishGuard {
+        id: id.clone(),
+        tx,
+        run: Duration::ZERO,
+        failure: Some("internal"),
+    };
     let send = |event: JobEvent| {
         let sink = sink.clone();
         let id = id.clone();
         async move { sink.send((id, event)).await.is_ok() }
     };
-    send(JobEvent::Started { waited_ms: waited.as_millis() as u64 }).await;
+    send(JobEvent::Started {
+        waited_ms: waited.as_millis() as u64,
+    })
+    .await;
     tracing::debug!(waited_ms = waited.as_millis() as u64, "job started");
 
     let started = Instant::now();
@@ -72,14 +94,20 @@ async fn run(spec: RunSpec) {
     });
     let outcome = match tokio::time::timeout(max_run, &mut blocking).await {
         Ok(joined) => joined.unwrap_or_else(|e| {
-            tracing::error!(panic = e.is_panic(), "job crashed on the device; lease released");
+            tracing::error!(
+                panic = e.is_panic(),
+                "job crashed on the device; lease released"
+            );
             Err(JobError::DeviceFailed)
         }),
         Err(_) => {
             // Tell the owner now; the device stays counted as busy until the computation
             // reaches its next cancellation point and returns.
             cancel.cancel();
-            tracing::warn!(max_run_ms = max_run.as_millis() as u64, "job ran too long; cancelling");
+            tracing::warn!(
+                max_run_ms = max_run.as_millis() as u64,
+                "job ran too long; cancelling"
+            );
             send(JobEvent::Failed(JobError::RunTimeout(max_run))).await;
             let _ = blocking.await;
             guard.run = started.elapsed();

@@ -141,7 +141,8 @@ fn deliver(sink: &EventSink, id: &JobId, event: JobEvent) {
 
 impl Task {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(self.config.position_interval.min(Duration::from_secs(1)));
+        let mut tick =
+            tokio::time::interval(self.config.position_interval.min(Duration::from_secs(1)));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -190,7 +191,10 @@ impl Task {
             deliver(&w.sink, &w.id, JobEvent::Failed(JobError::ShuttingDown));
             return;
         }
-        let key = QueueKey { tag: self.next_seq, seq: self.next_seq };
+        let key = QueueKey {
+            tag: self.next_seq,
+            seq: self.next_seq,
+        };
         self.next_seq += 1;
         w.deadline = w.enqueued + self.config.max_wait;
         self.deadlines.insert((w.deadline, key));
@@ -226,7 +230,9 @@ impl Task {
     /// Starts waiting jobs while the device has room.
     fn dispatch(&mut self) {
         while !self.draining && self.running.len() < self.config.max_concurrent {
-            let Some((key, w)) = self.queue.pop_first() else { break };
+            let Some((key, w)) = self.queue.pop_first() else {
+                break;
+            };
             self.waiting_ids.remove(&w.id);
             self.deadlines.remove(&(w.deadline, key));
             if w.sink.is_closed() {
@@ -241,7 +247,12 @@ impl Task {
             let cancel = CancellationToken::new();
             self.running.insert(
                 w.id.clone(),
-                Running { cancel: cancel.clone(), waited, kind: w.job.kind(), enqueued_wall: w.enqueued_wall },
+                Running {
+                    cancel: cancel.clone(),
+                    waited,
+                    kind: w.job.kind(),
+                    enqueued_wall: w.enqueued_wall,
+                },
             );
             runner::spawn(RunSpec {
                 id: w.id,
@@ -267,14 +278,20 @@ impl Task {
                 self.waiting_ids.remove(&w.id);
                 self.stats.on_rejected("timeout");
                 tracing::info!(job_id = %w.id, "job timed out waiting");
-                deliver(&w.sink, &w.id, JobEvent::Failed(JobError::WaitTimeout(self.config.max_wait)));
+                deliver(
+                    &w.sink,
+                    &w.id,
+                    JobEvent::Failed(JobError::WaitTimeout(self.config.max_wait)),
+                );
             }
         }
         if self.running.is_empty() {
             self.device.close_if_idle(now);
         }
         self.stats.roll_history(self.queue.len() as u64);
-        if self.queue.is_dirty() && now.duration_since(self.last_flush) >= self.config.position_interval {
+        if self.queue.is_dirty()
+            && now.duration_since(self.last_flush) >= self.config.position_interval
+        {
             self.flush_positions();
         }
     }
@@ -286,7 +303,9 @@ impl Task {
         let slots = self.config.max_concurrent.max(1) as u64;
         self.queue.flush_changes(|position, w| {
             let eta_ms = position.div_ceil(slots) * per_slot;
-            let _ = w.sink.try_send((w.id.clone(), JobEvent::Position { position, eta_ms }));
+            let _ = w
+                .sink
+                .try_send((w.id.clone(), JobEvent::Position { position, eta_ms }));
         });
         self.last_flush = Instant::now();
     }
@@ -319,12 +338,17 @@ impl Task {
                 status: "running".into(),
             })
             .collect();
-        items.extend(self.queue.iter().take(MAX_LISTED).map(|(position, _, w)| QueueItem {
-            position,
-            enqueued_at: wall(w.enqueued_wall),
-            kind: w.job.kind().into(),
-            status: "queued".into(),
-        }));
+        items.extend(
+            self.queue
+                .iter()
+                .take(MAX_LISTED)
+                .map(|(position, _, w)| QueueItem {
+                    position,
+                    enqueued_at: wall(w.enqueued_wall),
+                    kind: w.job.kind().into(),
+                    status: "queued".into(),
+                }),
+        );
         let (p50_wait, p95_wait) = self.stats.wait_percentiles();
         let waiting = self.queue.len() as u64;
         let running = self.running.len() as u64;
@@ -356,7 +380,12 @@ impl Task {
                     max_wait: self.stats.max_wait.as_secs_f64(),
                     avg_run_time: self.stats.avg_run.as_secs_f64(),
                     cancelled: self.stats.cancelled,
-                    rejected: self.stats.rejected.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                    rejected: self
+                        .stats
+                        .rejected
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), *v))
+                        .collect(),
                 },
                 device: self.device.stats(),
                 history: self.stats.history(),

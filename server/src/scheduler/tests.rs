@@ -17,7 +17,12 @@ impl Executor for Scripted {
         Ok(())
     }
 
-    fn execute(&self, job: &Job, _d: &candle_core::Device, cancel: &CancellationToken) -> Result<Tensor, JobError> {
+    fn execute(
+        &self,
+        job: &Job,
+        _d: &candle_core::Device,
+        cancel: &CancellationToken,
+    ) -> Result<Tensor, JobError> {
         let Job::Calc(c) = job;
         let ms = c.ms.unwrap_or(0);
         self.started.lock().push(ms);
@@ -31,9 +36,15 @@ impl Executor for Scripted {
                     }
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                Ok(Tensor { shape: vec![], data: vec![ms as f32] })
+                Ok(Tensor {
+                    shape: vec![],
+                    data: vec![ms as f32],
+                })
             }
-            _ => Ok(Tensor { shape: vec![], data: vec![ms as f32] }),
+            _ => Ok(Tensor {
+                shape: vec![],
+                data: vec![ms as f32],
+            }),
         }
     }
 }
@@ -50,14 +61,22 @@ fn config() -> SchedulerConfig {
 }
 
 fn start(config: SchedulerConfig) -> (Scheduler, Arc<Scripted>) {
-    let exec = Arc::new(Scripted { started: Mutex::new(vec![]) });
+    let exec = Arc::new(Scripted {
+        started: Mutex::new(vec![]),
+    });
     let device = DeviceHost::new(Box::new(CpuBackend), Duration::from_secs(60));
     let s = Scheduler::spawn(config, device, exec.clone(), CancellationToken::new());
     (s, exec)
 }
 
 fn job(op: Op, ms: u64) -> Job {
-    Job::Calc(CalcJob { op, a: None, b: None, dim: None, ms: Some(ms) })
+    Job::Calc(CalcJob {
+        op,
+        a: None,
+        b: None,
+        dim: None,
+        ms: Some(ms),
+    })
 }
 
 /// One owner: a sink of its own and the receiving end.
@@ -73,7 +92,11 @@ fn owner() -> Owner {
 
 impl Owner {
     async fn next(&mut self) -> JobEvent {
-        tokio::time::timeout(Duration::from_secs(10), self.rx.recv()).await.expect("event in time").unwrap().1
+        tokio::time::timeout(Duration::from_secs(10), self.rx.recv())
+            .await
+            .expect("event in time")
+            .unwrap()
+            .1
     }
 
     /// Events until the terminal one.
@@ -93,7 +116,9 @@ impl Owner {
     fn last_position(&mut self, mut last: u64) -> u64 {
         while let Ok((_, e)) = self.rx.try_recv() {
             match e {
-                JobEvent::Accepted { position, .. } | JobEvent::Position { position, .. } => last = position,
+                JobEvent::Accepted { position, .. } | JobEvent::Position { position, .. } => {
+                    last = position
+                }
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -107,7 +132,10 @@ async fn jobs_run_in_arrival_order() {
     let mut owners: Vec<Owner> = (0..5).map(|_| owner()).collect();
     let mut tickets = vec![];
     for (i, o) in owners.iter().enumerate() {
-        tickets.push(s.submit(job(Op::Sleep, 20 + i as u64), o.tx.clone()).unwrap());
+        tickets.push(
+            s.submit(job(Op::Sleep, 20 + i as u64), o.tx.clone())
+                .unwrap(),
+        );
     }
     for o in &mut owners {
         assert!(matches!(o.until_end().await.last(), Some(JobEvent::Done)));
@@ -122,14 +150,30 @@ async fn cancelling_a_waiting_job_moves_the_others_up() {
     let _ta = s.submit(job(Op::Sleep, 300), a.tx.clone()).unwrap();
     let tb = s.submit(job(Op::Sleep, 1), b.tx.clone()).unwrap();
     let _tc = s.submit(job(Op::Sleep, 2), c.tx.clone()).unwrap();
-    assert!(matches!(a.next().await, JobEvent::Accepted { position: 1, .. }));
-    assert!(matches!(b.next().await, JobEvent::Accepted { position: 1, .. } | JobEvent::Accepted { position: 2, .. }));
+    assert!(matches!(
+        a.next().await,
+        JobEvent::Accepted { position: 1, .. }
+    ));
+    assert!(matches!(
+        b.next().await,
+        JobEvent::Accepted { position: 1, .. } | JobEvent::Accepted { position: 2, .. }
+    ));
     assert!(matches!(c.next().await, JobEvent::Accepted { .. }));
     tb.cancel();
-    assert_eq!(b.until_end().await.last(), Some(&JobEvent::Failed(JobError::Cancelled)));
-    assert!(matches!(c.next().await, JobEvent::Position { position: 1, .. }));
+    assert_eq!(
+        b.until_end().await.last(),
+        Some(&JobEvent::Failed(JobError::Cancelled))
+    );
+    assert!(matches!(
+        c.next().await,
+        JobEvent::Position { position: 1, .. }
+    ));
     assert!(matches!(c.until_end().await.last(), Some(JobEvent::Done)));
-    assert_eq!(*exec.started.lock(), vec![300, 2], "the cancelled job never ran");
+    assert_eq!(
+        *exec.started.lock(),
+        vec![300, 2],
+        "the cancelled job never ran"
+    );
 }
 
 #[tokio::test]
@@ -142,7 +186,10 @@ async fn cancelling_a_running_job_frees_the_device() {
     assert!(matches!(a.next().await, JobEvent::Started { .. }));
     let t = Instant::now();
     ta.cancel();
-    assert_eq!(a.until_end().await.last(), Some(&JobEvent::Failed(JobError::Cancelled)));
+    assert_eq!(
+        a.until_end().await.last(),
+        Some(&JobEvent::Failed(JobError::Cancelled))
+    );
     assert!(matches!(b.until_end().await.last(), Some(JobEvent::Done)));
     assert!(t.elapsed() < Duration::from_secs(5));
 }
@@ -154,10 +201,16 @@ async fn a_vanished_owner_leaves_the_queue() {
     let _ta = s.submit(job(Op::Sleep, 200), a.tx.clone()).unwrap();
     let tb = s.submit(job(Op::Sleep, 1), b.tx.clone()).unwrap();
     let _tc = s.submit(job(Op::Sleep, 2), c.tx.clone()).unwrap();
-    assert!(matches!(c.next().await, JobEvent::Accepted { position: 2, .. }));
+    assert!(matches!(
+        c.next().await,
+        JobEvent::Accepted { position: 2, .. }
+    ));
     drop(tb);
     drop(b);
-    assert!(matches!(c.next().await, JobEvent::Position { position: 1, .. }));
+    assert!(matches!(
+        c.next().await,
+        JobEvent::Position { position: 1, .. }
+    ));
     a.until_end().await;
     c.until_end().await;
     assert_eq!(*exec.started.lock(), vec![200, 2]);
@@ -165,7 +218,10 @@ async fn a_vanished_owner_leaves_the_queue() {
 
 #[tokio::test]
 async fn a_full_queue_refuses_at_once() {
-    let (s, _) = start(SchedulerConfig { max_waiting: 2, ..config() });
+    let (s, _) = start(SchedulerConfig {
+        max_waiting: 2,
+        ..config()
+    });
     let o = owner();
     let _t1 = s.submit(job(Op::Sleep, 500), o.tx.clone()).unwrap();
     let _t2 = s.submit(job(Op::Sleep, 1), o.tx.clone()).unwrap();
@@ -175,23 +231,42 @@ async fn a_full_queue_refuses_at_once() {
 
 #[tokio::test]
 async fn a_job_that_waits_too_long_times_out() {
-    let (s, _) = start(SchedulerConfig { max_wait: Duration::from_millis(100), ..config() });
+    let (s, _) = start(SchedulerConfig {
+        max_wait: Duration::from_millis(100),
+        ..config()
+    });
     let (a, mut b) = (owner(), owner());
     let _ta = s.submit(job(Op::Sleep, 1000), a.tx.clone()).unwrap();
     let _tb = s.submit(job(Op::Sleep, 1), b.tx.clone()).unwrap();
     let t = Instant::now();
     let events = b.until_end().await;
-    assert_eq!(events.last(), Some(&JobEvent::Failed(JobError::WaitTimeout(Duration::from_millis(100)))));
-    assert!(t.elapsed() < Duration::from_millis(900), "timed out only after the running job ended");
+    assert_eq!(
+        events.last(),
+        Some(&JobEvent::Failed(JobError::WaitTimeout(
+            Duration::from_millis(100)
+        )))
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(900),
+        "timed out only after the running job ended"
+    );
 }
 
 #[tokio::test]
 async fn a_job_that_runs_too_long_times_out_and_the_next_runs() {
-    let (s, _) = start(SchedulerConfig { max_run: Duration::from_millis(100), ..config() });
+    let (s, _) = start(SchedulerConfig {
+        max_run: Duration::from_millis(100),
+        ..config()
+    });
     let (mut a, mut b) = (owner(), owner());
     let _ta = s.submit(job(Op::Sleep, 5_000), a.tx.clone()).unwrap();
     let _tb = s.submit(job(Op::Sleep, 1), b.tx.clone()).unwrap();
-    assert_eq!(a.until_end().await.last(), Some(&JobEvent::Failed(JobError::RunTimeout(Duration::from_millis(100)))));
+    assert_eq!(
+        a.until_end().await.last(),
+        Some(&JobEvent::Failed(JobError::RunTimeout(
+            Duration::from_millis(100)
+        )))
+    );
     assert!(matches!(b.until_end().await.last(), Some(JobEvent::Done)));
 }
 
@@ -201,7 +276,10 @@ async fn a_panicking_job_releases_the_device_and_the_next_runs() {
     let (mut a, mut b) = (owner(), owner());
     let _ta = s.submit(job(Op::Exp, 7), a.tx.clone()).unwrap();
     let _tb = s.submit(job(Op::Sleep, 8), b.tx.clone()).unwrap();
-    assert_eq!(a.until_end().await.last(), Some(&JobEvent::Failed(JobError::DeviceFailed)));
+    assert_eq!(
+        a.until_end().await.last(),
+        Some(&JobEvent::Failed(JobError::DeviceFailed))
+    );
     assert!(matches!(b.until_end().await.last(), Some(JobEvent::Done)));
     assert_eq!(*exec.started.lock(), vec![7, 8]);
     let snap = s.snapshot().await.unwrap();
@@ -213,7 +291,9 @@ async fn a_panicking_job_releases_the_device_and_the_next_runs() {
 async fn announced_positions_are_exact_after_every_kind_of_change() {
     let (s, _) = start(config());
     let blocker = owner();
-    let blocker_ticket = s.submit(job(Op::Sleep, 10_000), blocker.tx.clone()).unwrap();
+    let blocker_ticket = s
+        .submit(job(Op::Sleep, 10_000), blocker.tx.clone())
+        .unwrap();
     // Twelve waiters, each with its own sink, in arrival order.
     let mut waiters: Vec<(Option<JobTicket>, Owner, u64)> = vec![];
     for i in 0..12 {
@@ -247,7 +327,10 @@ async fn announced_positions_are_exact_after_every_kind_of_change() {
     blocker_ticket.cancel();
     settle().await;
     let front = &mut waiters[0];
-    assert!(matches!(front.1.rx.recv().await.unwrap().1, JobEvent::Started { .. }));
+    assert!(matches!(
+        front.1.rx.recv().await.unwrap().1,
+        JobEvent::Started { .. }
+    ));
     front.0.take().unwrap().disarm();
     check(&mut waiters);
 }

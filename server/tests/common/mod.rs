@@ -38,12 +38,19 @@ impl TestServer {
     }
 
     pub async fn ws(&self) -> Client {
-        let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr)).await.unwrap();
+        let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", self.addr))
+            .await
+            .unwrap();
         Client { stream }
     }
 
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        reqwest::get(self.url(path)).await.unwrap().json().await.unwrap()
+        reqwest::get(self.url(path))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 }
 
