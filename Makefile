@@ -3,8 +3,9 @@
 #   make test   set up what is missing (Chromium too) and run every test
 .PHONY: run test setup build build-release lint fmt clean-site
 
-run: setup build-release
-	./target/release/turnstile
+run: setup
+	scripts/build.sh
+	./target/debug/turnstile
 
 test:
 	scripts/setup.sh --test
@@ -16,7 +17,7 @@ setup:
 build: setup
 	scripts/build.sh
 
-build-release:
+build-release: setup
 	scripts/build.sh --release
 
 # Clippy comes with rustup's toolchain (not with Debian's rustc-web); run it where it exists.
