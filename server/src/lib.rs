@@ -11,6 +11,7 @@ pub mod calc;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod model;
 pub mod routes;
 pub mod scheduler;
 pub mod stats;
