@@ -56,11 +56,6 @@ impl<V: Announced> WaitQueue<V> {
         self.order.len()
     }
 
-    /// Whether none wait.
-    pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
-    }
-
     /// Adds an entry and returns its 1-based position. The entry counts as announced at that
     /// position; entries behind it (if any) are marked for a new announcement.
     pub fn push(&mut self, key: QueueKey, mut value: V) -> u64 {

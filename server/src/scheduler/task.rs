@@ -157,12 +157,6 @@ impl Task {
             if self.queue.is_dirty() && self.last_flush.elapsed() >= self.config.position_interval {
                 self.flush_positions();
             }
-            if self.draining && self.running.is_empty() && self.queue.is_empty() {
-                // Keep answering snapshots until the last handle goes.
-                while let Ok(cmd) = rx.try_recv() {
-                    self.handle(cmd);
-                }
-            }
         }
         tracing::debug!("scheduler task stopped");
     }
