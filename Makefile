@@ -4,6 +4,7 @@
 .PHONY: run test setup build build-release lint fmt clean-site
 
 run: setup
+	scripts/model.sh
 	scripts/build.sh
 	./target/debug/turnstile
 

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
+echo "test: the embedded model"
+scripts/model.sh
+
 echo "test: cargo test (unit + integration)"
 # Not --workspace: that would unify the browser-only `hydrate` features into the server build.
 cargo test -p app -p server --no-fail-fast
