@@ -93,6 +93,9 @@ pub struct Stats {
     pub queue: QueueStats,
     /// The device's state and usage.
     pub device: DeviceStats,
+    /// The chat model's state.
+    #[serde(default)]
+    pub model: ModelStats,
     /// One point per `history_step_seconds` over the last minutes, oldest first, for charts.
     pub history: Vec<HistoryPoint>,
     /// Seconds between history points.
@@ -158,6 +161,33 @@ pub struct DeviceStats {
     pub keep_alive_seconds: f64,
 }
 
+/// The `model` section of `/api/stats` (and `/health`): the chat model manager's state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelStats {
+    /// The configured model's name.
+    pub name: String,
+    /// `local` (candle, on the device), `ollama` or `openai`.
+    pub backend: String,
+    /// `unloaded`, `loading` or `loaded` (remote backends: `remote`).
+    pub state: String,
+    /// Seconds the last successful load took.
+    pub load_time_seconds: Option<f64>,
+    /// Bytes of weights held while loaded.
+    pub memory_bytes: Option<u64>,
+    /// Seconds since the model was last used, while loaded.
+    pub idle_seconds: Option<f64>,
+    /// Requests waiting for a load now.
+    pub waiting: u64,
+    /// Loads started since start.
+    pub loads: u64,
+    /// Loads that failed, timed out or were cancelled.
+    pub load_failures: u64,
+    /// Why the last load failed, if it did.
+    pub last_error: Option<String>,
+    /// Seconds a loaded model stays after its last use.
+    pub keep_alive_seconds: f64,
+}
+
 /// One point of the stats history.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct HistoryPoint {
@@ -193,6 +223,9 @@ pub struct Subsystems {
     pub device: SubsystemHealth,
     /// WebSocket connections.
     pub websocket: SubsystemHealth,
+    /// The chat model.
+    #[serde(default = "SubsystemHealth::unknown")]
+    pub model: SubsystemHealth,
 }
 
 /// One subsystem's health.
@@ -202,4 +235,14 @@ pub struct SubsystemHealth {
     pub status: String,
     /// A short human description (e.g. "2 waiting, 1 running").
     pub detail: String,
+}
+
+impl SubsystemHealth {
+    /// For bodies from servers that did not report the subsystem.
+    pub fn unknown() -> Self {
+        SubsystemHealth {
+            status: "ok".into(),
+            detail: "not reported".into(),
+        }
+    }
 }

@@ -26,6 +26,9 @@ pub enum ErrorCode {
     DeviceError,
     /// The server is shutting down and accepts no new jobs.
     ShuttingDown,
+    /// The language model could not be loaded or reached (the message says why); the next
+    /// request tries again.
+    ModelUnavailable,
     /// No such job or resource for this client (other clients' jobs are never visible).
     NotFound,
     /// Something unexpected went wrong on the server; details are in the server's log only.
@@ -34,7 +37,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::InvalidInput,
         ErrorCode::BadMessage,
         ErrorCode::QueueFull,
@@ -43,6 +46,7 @@ impl ErrorCode {
         ErrorCode::Cancelled,
         ErrorCode::DeviceError,
         ErrorCode::ShuttingDown,
+        ErrorCode::ModelUnavailable,
         ErrorCode::NotFound,
         ErrorCode::Internal,
     ];
@@ -58,6 +62,7 @@ impl ErrorCode {
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::DeviceError => "device_error",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::ModelUnavailable => "model_unavailable",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Internal => "internal",
         }

@@ -6,8 +6,11 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod chat;
 pub mod client;
 pub mod error_code;
+pub mod markdown;
+pub mod openai;
 pub mod pages;
 pub mod protocol;
 pub mod tensor;
@@ -65,6 +68,7 @@ pub fn App() -> impl IntoView {
                         </a>
                         <nav aria-label="Main">
                             <A href="/">"Calculator"</A>
+                            <A href="/chat">"Chat"</A>
                             <A href="/stats">"Stats"</A>
                         </nav>
                     </div>
@@ -72,6 +76,7 @@ pub fn App() -> impl IntoView {
                 <main id="main" tabindex="-1">
                     <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
                         <Route path=StaticSegment("") view=pages::calculator::CalculatorPage/>
+                        <Route path=StaticSegment("chat") view=pages::chat::ChatPage/>
                         <Route path=StaticSegment("stats") view=pages::stats::StatsPage/>
                     </Routes>
                 </main>

@@ -5,13 +5,14 @@
 //! Every server message about a job carries its `job_id` and a per-job `seq` (0, 1, 2, ... with no
 //! gaps), so a client can tell the order of events and notice a lost one.
 
+use crate::chat::{ChatJob, ChatUsage, ConversationId};
 use crate::error_code::ErrorCode;
 use crate::tensor::{Tensor, TensorInput};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// An opaque, random job id (128 bits, hex). Knowing it grants nothing: jobs are bound to the
-/// connection that submitted them.
+/// connection that submitted them, and only the same session can `resume` a chat job.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct JobId(pub String);
@@ -140,6 +141,8 @@ pub struct CalcJob {
 pub enum Job {
     /// A tensor calculator job.
     Calc(CalcJob),
+    /// A chat message for the language model.
+    Chat(ChatJob),
 }
 
 impl Job {
@@ -147,6 +150,7 @@ impl Job {
     pub fn kind(&self) -> &'static str {
         match self {
             Job::Calc(_) => "calc",
+            Job::Chat(_) => "chat",
         }
     }
 }
@@ -167,6 +171,15 @@ pub enum ClientMessage {
     Cancel {
         /// The job to cancel.
         job_id: JobId,
+    },
+    /// Follow a chat job again after a reconnect (same session, within the resume window): every
+    /// event after `last_seq` is replayed in order, then the live stream follows.
+    Resume {
+        /// The job to follow.
+        job_id: JobId,
+        /// The last sequence number this client saw; absent replays from the start.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seq: Option<u64>,
     },
     /// Liveness check; answered by `pong` with the same `nonce`.
     Ping {
@@ -194,6 +207,9 @@ pub enum ServerMessage {
         queue_length: u64,
         /// Estimated wait until the job starts.
         eta_ms: u64,
+        /// For a chat job: its conversation (new when the submission named none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversation_id: Option<ConversationId>,
     },
     /// The job's place in the queue changed (sent at most once per coalescing interval).
     Position {
@@ -215,6 +231,25 @@ pub enum ServerMessage {
         /// Time spent waiting in the queue.
         waited_ms: u64,
     },
+    /// A chat job holds the device and waits for the model to load ("loading model").
+    Loading {
+        /// The job.
+        job_id: JobId,
+        /// Per-job sequence number.
+        seq: u64,
+        /// Fraction loaded, when the loader can tell.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        progress: Option<f32>,
+    },
+    /// The next piece of a chat answer: whole UTF-8 characters, in order.
+    Token {
+        /// The job.
+        job_id: JobId,
+        /// Per-job sequence number.
+        seq: u64,
+        /// The text to append.
+        text: String,
+    },
     /// The job's output.
     Result {
         /// The job.
@@ -232,6 +267,9 @@ pub enum ServerMessage {
         job_id: JobId,
         /// Per-job sequence number.
         seq: u64,
+        /// For a chat job: token counts and speed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<ChatUsage>,
     },
     /// A failure. With a `job_id` it ends that job; with only a `client_ref` the submission was
     /// refused; with neither it is about the last message received.
@@ -265,9 +303,26 @@ impl ServerMessage {
             ServerMessage::Accepted { job_id, .. }
             | ServerMessage::Position { job_id, .. }
             | ServerMessage::Started { job_id, .. }
+            | ServerMessage::Loading { job_id, .. }
+            | ServerMessage::Token { job_id, .. }
             | ServerMessage::Result { job_id, .. }
             | ServerMessage::Done { job_id, .. } => Some(job_id),
             ServerMessage::Error { job_id, .. } => job_id.as_ref(),
+            ServerMessage::Pong { .. } => None,
+        }
+    }
+
+    /// The per-job sequence number, if the message is about a job.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            ServerMessage::Accepted { seq, .. }
+            | ServerMessage::Position { seq, .. }
+            | ServerMessage::Started { seq, .. }
+            | ServerMessage::Loading { seq, .. }
+            | ServerMessage::Token { seq, .. }
+            | ServerMessage::Result { seq, .. }
+            | ServerMessage::Done { seq, .. } => Some(*seq),
+            ServerMessage::Error { seq, .. } => *seq,
             ServerMessage::Pong { .. } => None,
         }
     }

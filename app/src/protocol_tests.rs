@@ -2,6 +2,7 @@
 //! `docs/protocol.md` decodes and re-encodes to the same JSON.
 
 use super::*;
+use crate::chat::FinishReason;
 use crate::tensor::Fill;
 use serde_json::{json, Value};
 
@@ -52,6 +53,27 @@ fn client_messages_golden() {
         json!({"type":"ping","nonce":5}),
     );
     golden(&ClientMessage::Ping { nonce: None }, json!({"type":"ping"}));
+    golden(
+        &ClientMessage::Resume {
+            job_id: id(),
+            last_seq: Some(7),
+        },
+        json!({"type":"resume","job_id":id().0,"last_seq":7}),
+    );
+    golden(
+        &ClientMessage::Submit {
+            client_ref: "c1".into(),
+            job: Job::Chat(ChatJob {
+                conversation_id: Some(ConversationId("9b2e".into())),
+                message: "Hi!".into(),
+                max_tokens: Some(64),
+                stop: vec!["\n\n".into()],
+                ..ChatJob::default()
+            }),
+        },
+        json!({"type":"submit","client_ref":"c1","job":{"kind":"chat","conversation_id":"9b2e",
+            "message":"Hi!","max_tokens":64,"stop":["\n\n"]}}),
+    );
 }
 
 #[test]
@@ -65,9 +87,54 @@ fn server_messages_golden() {
             position: 3,
             queue_length: 5,
             eta_ms: 600,
+            conversation_id: None,
         },
         json!({"type":"accepted","client_ref":"r1","job_id":j,"seq":0,"position":3,
             "queue_length":5,"eta_ms":600}),
+    );
+    golden(
+        &ServerMessage::Accepted {
+            client_ref: "c1".into(),
+            job_id: id(),
+            seq: 0,
+            position: 1,
+            queue_length: 1,
+            eta_ms: 0,
+            conversation_id: Some(ConversationId("9b2e".into())),
+        },
+        json!({"type":"accepted","client_ref":"c1","job_id":j,"seq":0,"position":1,
+            "queue_length":1,"eta_ms":0,"conversation_id":"9b2e"}),
+    );
+    golden(
+        &ServerMessage::Loading {
+            job_id: id(),
+            seq: 2,
+            progress: Some(0.5),
+        },
+        json!({"type":"loading","job_id":j,"seq":2,"progress":0.5}),
+    );
+    golden(
+        &ServerMessage::Token {
+            job_id: id(),
+            seq: 3,
+            text: "Hé".into(),
+        },
+        json!({"type":"token","job_id":j,"seq":3,"text":"Hé"}),
+    );
+    golden(
+        &ServerMessage::Done {
+            job_id: id(),
+            seq: 9,
+            usage: Some(ChatUsage {
+                prompt_tokens: 31,
+                completion_tokens: 5,
+                time_to_first_token_ms: 120.0,
+                tokens_per_second: 40.0,
+                finish_reason: FinishReason::Stop,
+            }),
+        },
+        json!({"type":"done","job_id":j,"seq":9,"usage":{"prompt_tokens":31,"completion_tokens":5,
+            "time_to_first_token_ms":120.0,"tokens_per_second":40.0,"finish_reason":"stop"}}),
     );
     golden(
         &ServerMessage::Position {
@@ -103,6 +170,7 @@ fn server_messages_golden() {
         &ServerMessage::Done {
             job_id: id(),
             seq: 4,
+            usage: None,
         },
         json!({"type":"done","job_id":j,"seq":4}),
     );
@@ -165,7 +233,7 @@ fn every_example_in_the_protocol_doc_round_trips() {
             continue;
         };
         let reencoded = match ty {
-            "submit" | "cancel" | "ping" => serde_json::to_value(
+            "submit" | "cancel" | "resume" | "ping" => serde_json::to_value(
                 serde_json::from_value::<ClientMessage>(value.clone()).unwrap(),
             ),
             _ => serde_json::to_value(
@@ -178,7 +246,7 @@ fn every_example_in_the_protocol_doc_round_trips() {
         checked += 1;
     }
     assert!(
-        checked >= 9,
+        checked >= 14,
         "expected an example of every message, found {checked}"
     );
 }

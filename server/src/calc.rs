@@ -314,19 +314,25 @@ pub struct Calculator {
     pub limits: CalcLimits,
 }
 
-impl crate::scheduler::Executor for Calculator {
-    fn validate(&self, job: &app::protocol::Job) -> Result<(), JobError> {
-        let app::protocol::Job::Calc(c) = job;
-        validate(c, &self.limits).map(|_| ())
+impl Calculator {
+    /// Checks a calculator job against the caps.
+    pub fn validate(&self, job: &CalcJob) -> Result<(), JobError> {
+        validate(job, &self.limits).map(|_| ())
     }
 
-    fn execute(
-        &self,
-        job: &app::protocol::Job,
-        device: &Device,
-        cancel: &CancellationToken,
-    ) -> Result<Tensor, JobError> {
-        let app::protocol::Job::Calc(c) = job;
-        execute(c, device, cancel)
+    /// Computes `job` on the device (through a lease) and times it.
+    pub async fn run(
+        job: CalcJob,
+        ctx: crate::scheduler::RunContext,
+    ) -> Result<crate::scheduler::Outcome, JobError> {
+        crate::scheduler::on_device(&ctx.device, move |device| {
+            let t = Instant::now();
+            let output = execute(&job, device, &ctx.cancel)?;
+            Ok(crate::scheduler::Outcome::Tensor {
+                output,
+                compute_ms: t.elapsed().as_secs_f64() * 1e3,
+            })
+        })
+        .await
     }
 }

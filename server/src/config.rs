@@ -58,6 +58,26 @@ pub struct Config {
     /// Enables test-only behaviour: the `sleep` op, for deterministic slow jobs. Never in production.
     #[arg(long, env = "TURNSTILE_TEST_MODE", default_value_t = false)]
     pub test_mode: bool,
+
+    /// Folder for the database and the embedded model (`models/`).
+    #[arg(long, env = "TURNSTILE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// The SQLite database of sessions and conversations; default `<data-dir>/turnstile.sqlite3`.
+    #[arg(long, env = "TURNSTILE_DB")]
+    pub db: Option<PathBuf>,
+
+    /// How long a conversation is kept after its last change (and the session cookie lives).
+    #[arg(long, env = "TURNSTILE_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
+
+    /// Mark the session cookie `Secure` (set it when serving over TLS, directly or behind a proxy).
+    #[arg(long, env = "TURNSTILE_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
+
+    /// The chat model and its limits.
+    #[command(flatten)]
+    pub chat: crate::chat::ChatConfig,
 }
 
 impl Default for Config {
@@ -67,6 +87,13 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.db
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("turnstile.sqlite3"))
+    }
+
     /// Flags and `TURNSTILE_*` variables; where neither sets the address or site root, the
     /// `LEPTOS_SITE_ADDR` / `LEPTOS_SITE_ROOT` that `cargo leptos watch` exports are used.
     pub fn from_env_and_args() -> Self {

@@ -36,6 +36,18 @@ pub enum JobError {
     /// The server is shutting down.
     #[error("the server is shutting down; try again shortly")]
     ShuttingDown,
+    /// A remote model server went silent for longer than the configured limit.
+    #[error("the model server sent nothing for {}; the answer was stopped", humantime::format_duration(*.0))]
+    UpstreamTimeout(Duration),
+    /// The chat model could not be loaded or reached; the text says why (never internals).
+    #[error("the model is unavailable: {0}")]
+    ModelUnavailable(String),
+    /// No such job or conversation for this client; the text says which.
+    #[error("{0}")]
+    NotFound(String),
+    /// An unexpected failure; the details are in the server's log only.
+    #[error("something went wrong on the server; try again")]
+    Internal,
 }
 
 impl JobError {
@@ -44,10 +56,15 @@ impl JobError {
         match self {
             JobError::InvalidInput(_) => ErrorCode::InvalidInput,
             JobError::QueueFull(_) => ErrorCode::QueueFull,
-            JobError::WaitTimeout(_) | JobError::RunTimeout(_) => ErrorCode::Timeout,
+            JobError::WaitTimeout(_) | JobError::RunTimeout(_) | JobError::UpstreamTimeout(_) => {
+                ErrorCode::Timeout
+            }
             JobError::Cancelled => ErrorCode::Cancelled,
             JobError::DeviceOpen | JobError::DeviceFailed => ErrorCode::DeviceError,
             JobError::ShuttingDown => ErrorCode::ShuttingDown,
+            JobError::ModelUnavailable(_) => ErrorCode::ModelUnavailable,
+            JobError::NotFound(_) => ErrorCode::NotFound,
+            JobError::Internal => ErrorCode::Internal,
         }
     }
 }
@@ -94,7 +111,9 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         ErrorCode::QueueFull | ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::Cancelled => StatusCode::CONFLICT,
-        ErrorCode::DeviceError | ErrorCode::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::DeviceError | ErrorCode::ShuttingDown | ErrorCode::ModelUnavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -104,7 +123,7 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
 pub fn retry_after_secs(code: ErrorCode) -> Option<u64> {
     match code {
         ErrorCode::QueueFull | ErrorCode::RateLimited => Some(2),
-        ErrorCode::ShuttingDown | ErrorCode::DeviceError => Some(5),
+        ErrorCode::ShuttingDown | ErrorCode::DeviceError | ErrorCode::ModelUnavailable => Some(5),
         _ => None,
     }
 }

@@ -8,18 +8,29 @@
 #![recursion_limit = "256"]
 
 pub mod calc;
+pub mod chat;
+pub mod chat_stream;
 pub mod config;
+pub mod conversations;
 pub mod device;
 pub mod error;
+pub mod job;
 pub mod model;
+pub mod openai;
+pub mod relay;
 pub mod routes;
 pub mod scheduler;
+pub mod session;
 pub mod stats;
+pub mod store;
 pub mod ws;
 
 use crate::calc::{CalcLimits, Calculator};
+use crate::chat::ChatEngine;
 use crate::config::Config;
 use crate::device::{CpuBackend, DeviceHost};
+use crate::job::JobExecutor;
+use crate::relay::Relay;
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use axum::extract::FromRef;
 use axum::routing::{get, post};
@@ -45,6 +56,12 @@ pub struct AppState {
     pub scheduler: Scheduler,
     /// The device, for health and stats.
     pub device: Arc<DeviceHost>,
+    /// Sessions, conversations and messages.
+    pub store: store::Store,
+    /// The chat model (for validation, stats and `/v1/models`).
+    pub chat: Arc<ChatEngine>,
+    /// The event logs of WebSocket jobs (follow, resume).
+    pub relay: Arc<Relay>,
     /// Limits and settings.
     pub config: Arc<Config>,
     /// When the server started.
@@ -61,7 +78,11 @@ impl FromRef<AppState> for LeptosOptions {
 
 /// Builds the state: the device (closed until the first job) and the scheduler task. Needs a
 /// Tokio runtime. The scheduler stops when `shutdown` fires.
-pub fn state(config: Config, addr: std::net::SocketAddr, shutdown: CancellationToken) -> AppState {
+pub async fn state(
+    config: Config,
+    addr: std::net::SocketAddr,
+    shutdown: CancellationToken,
+) -> std::io::Result<AppState> {
     let device = DeviceHost::new(backend(), config.device_keep_alive);
     let calculator = Calculator {
         limits: CalcLimits {
@@ -71,6 +92,18 @@ pub fn state(config: Config, addr: std::net::SocketAddr, shutdown: CancellationT
             max_sleep: config.max_run,
         },
     };
+    let db = config.db_path();
+    let store = store::Store::open(&db).await.map_err(|e| {
+        std::io::Error::other(format!("cannot open the database {}: {e}", db.display()))
+    })?;
+    spawn_expiry(store.clone(), config.retention, shutdown.clone());
+    let chat = ChatEngine::from_config(
+        &config.chat,
+        &config.data_dir,
+        config.test_mode,
+        Arc::clone(&device),
+    )
+    .map_err(std::io::Error::other)?;
     let scheduler = Scheduler::spawn(
         SchedulerConfig {
             max_concurrent: config.max_concurrent.max(1),
@@ -81,23 +114,69 @@ pub fn state(config: Config, addr: std::net::SocketAddr, shutdown: CancellationT
             initial_run_estimate: Duration::from_millis(50),
         },
         Arc::clone(&device),
-        Arc::new(calculator),
-        shutdown,
+        Arc::new(JobExecutor {
+            calc: calculator,
+            chat: Arc::clone(&chat),
+        }),
+        shutdown.clone(),
     );
+    let relay = Relay::new(config.chat.resume_window, config.chat.resume_max_events);
+    spawn_housekeeping(Arc::clone(&relay), Arc::clone(&chat), shutdown);
     let leptos_options = LeptosOptions::builder()
         .output_name("turnstile")
         .site_root(config.site_root.to_string_lossy().as_ref())
         .site_pkg_dir("pkg")
         .site_addr(addr)
         .build();
-    AppState {
+    Ok(AppState {
         leptos_options,
         scheduler,
         device,
+        chat,
+        relay,
+        store,
         config: Arc::new(config),
         started: Instant::now(),
         connections: Arc::new(AtomicUsize::new(0)),
-    }
+    })
+}
+
+/// Once at start and then hourly: deletes conversations older than the retention.
+fn spawn_expiry(store: store::Store, retention: Duration, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    let cutoff = std::time::SystemTime::now() - retention;
+                    match store.expire(cutoff).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(conversations = n, "expired old conversations"),
+                        Err(e) => tracing::warn!(error = %e, "expiring conversations failed"),
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Once a second: cancels chat jobs whose owner did not come back within the resume window,
+/// forgets old job logs, and unloads an idle model after its keep-alive.
+fn spawn_housekeeping(relay: Arc<Relay>, chat: Arc<ChatEngine>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    relay.sweep(now);
+                    chat.housekeeping(now);
+                }
+            }
+        }
+    });
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -121,8 +200,21 @@ pub fn app(state: AppState) -> Router {
         .route("/api/stats", get(routes::stats))
         .route("/queue/status", get(routes::queue_status))
         .route("/health", get(routes::health))
+        .route("/v1/chat/completions", post(openai::completions))
+        .route("/v1/models", get(openai::models))
+        .route("/chat/stream", post(chat_stream::chat_stream))
+        .route("/api/conversations", get(conversations::list))
+        .route(
+            "/api/conversations/{id}",
+            get(conversations::get).delete(conversations::delete),
+        )
+        .route("/api/session", post(conversations::session_token))
         .leptos_routes(&state, routes, move || app::shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::session_layer,
+        ))
         .with_state(state)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
@@ -141,7 +233,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
-    let state = state(config, addr, stop.clone());
+    let state = state(config, addr, stop.clone()).await?;
     tracing::info!(%addr, "Turnstile listening on http://{addr}");
     let signal = {
         let stop = stop.clone();

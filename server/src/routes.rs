@@ -6,11 +6,12 @@
 //! job ticket, which cancels the job.
 
 use crate::error::AppError;
+use crate::job::Work;
 use crate::scheduler::{JobEvent, Snapshot};
 use crate::AppState;
 use app::api::{ExecuteResponse, Health, SubsystemHealth, Subsystems};
 use app::error_code::ErrorCode;
-use app::protocol::{CalcJob, Job};
+use app::protocol::CalcJob;
 use axum::body::{to_bytes, Body};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -45,7 +46,7 @@ pub async fn execute(
     let (tx, mut rx) = mpsc::channel(16);
     let ticket = state
         .scheduler
-        .submit(Job::Calc(job), tx)
+        .submit(Work::Calc(job), tx)
         .map_err(|e| AppError::from(e).with_request_id(&rid))?;
     tracing::debug!(request_id = %rid, job_id = %ticket.id(), "job submitted over HTTP");
     let mut waited_ms = 0;
@@ -71,7 +72,17 @@ pub async fn execute(
                 ticket.disarm();
                 return Err(AppError::from(e).with_request_id(&rid));
             }
-            JobEvent::Accepted { .. } | JobEvent::Position { .. } => {}
+            JobEvent::Answered(_) => {
+                ticket.disarm();
+                return Err(
+                    AppError::new(ErrorCode::Internal, "the job ended without a result")
+                        .with_request_id(&rid),
+                );
+            }
+            JobEvent::Accepted { .. }
+            | JobEvent::Position { .. }
+            | JobEvent::Loading { .. }
+            | JobEvent::Token { .. } => {}
         }
     }
     Err(AppError::new(
@@ -117,7 +128,9 @@ pub async fn queue_status(
 
 /// `GET /api/stats`.
 pub async fn stats(State(state): State<AppState>) -> Result<Json<app::api::Stats>, AppError> {
-    Ok(Json(snapshot(&state).await?.stats))
+    let mut stats = snapshot(&state).await?.stats;
+    stats.model = state.chat.stats();
+    Ok(Json(stats))
 }
 
 /// `GET /health`: overall status plus each subsystem.
@@ -153,7 +166,20 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
         "{} connections",
         state.connections.load(Ordering::Relaxed)
     ));
-    let all_ok = [&scheduler, &device, &websocket]
+    let m = state.chat.stats();
+    let model_detail = match (m.state.as_str(), &m.last_error) {
+        ("remote", None) => format!("{} at the {} server", m.name, m.backend),
+        ("remote", Some(e)) => format!("{}: last request failed: {e}", m.name),
+        (s, None) => format!("{} {s}; {} loads", m.name, m.loads),
+        (s, Some(e)) => format!("{} {s}; last load failed: {e}", m.name),
+    };
+    // A failed load (or upstream request) degrades the model until a later one succeeds.
+    let model = if m.last_error.is_some() {
+        degraded(model_detail)
+    } else {
+        ok(model_detail)
+    };
+    let all_ok = [&scheduler, &device, &websocket, &model]
         .iter()
         .all(|s| s.status == "ok");
     Json(Health {
@@ -164,6 +190,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
             scheduler,
             device,
             websocket,
+            model,
         },
     })
 }

@@ -1,30 +1,34 @@
-//! The WebSocket endpoint `/ws`: decodes client messages, submits and cancels jobs through the
-//! scheduler, and forwards each job's events to its owner with per-job sequence numbers.
+//! The WebSocket endpoint `/ws`: decodes client messages, submits, cancels and resumes jobs, and
+//! sends each followed job's messages (from its log in the [`crate::relay`]) to the client.
 //!
-//! Concurrency: one task per connection owns the socket and the connection's jobs (their
-//! [`JobTicket`]s). All of the connection's jobs report into one bounded channel that only this
-//! task reads, so no other connection can ever see them. When the task ends (close, error,
-//! disconnect) the tickets drop and every job of the connection is cancelled at once.
+//! Concurrency: one task per connection owns the socket and its cursors into the logs of the jobs
+//! it follows. Logs wake it through one `Notify`; it reads and sends at its own pace, so a slow
+//! client never holds up a job or anyone else. Only the owner's session can resume a job, and a
+//! connection only ever reads the logs of jobs it follows. When the task ends, its calculator jobs
+//! are cancelled at once and its chat jobs wait for a `resume` (see `relay`).
 
-use crate::error::JobError;
-use crate::scheduler::{JobEvent, JobTicket};
+use crate::relay::{Follower, Submission};
+use crate::session::SessionId;
 use crate::AppState;
 use app::error_code::ErrorCode;
-use app::protocol::{ClientMessage, JobId, ServerMessage};
+use app::protocol::{ClientMessage, Job, JobId, ServerMessage};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::Notify;
 use tracing::Instrument;
 
-/// Events buffered per connection before position updates start being dropped.
-const EVENT_BUFFER: usize = 256;
-
-/// `GET /ws`: upgrades to a WebSocket.
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+/// `GET /ws`: upgrades to a WebSocket for the request's session.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Extension(session): Extension<SessionId>,
+    ws: WebSocketUpgrade,
+) -> Response {
     // Messages up to the configured size get an answer; the transport's hard limit is larger so
     // that an oversized message is refused with `bad_message` instead of closing the connection.
     let hard_limit = state
@@ -35,20 +39,10 @@ pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Res
     ws.max_message_size(hard_limit)
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| {
-            let conn_id = uuid::Uuid::new_v4().simple().to_string();
-            let span = tracing::info_span!("ws", conn_id = %conn_id);
-            serve(socket, state).instrument(span)
+            let conn = uuid::Uuid::new_v4().as_u64_pair().0;
+            let span = tracing::info_span!("ws", conn_id = %format!("{conn:016x}"));
+            serve(socket, state, session, conn).instrument(span)
         })
-}
-
-/// A job owned by this connection.
-struct Owned {
-    /// Cancels the job when dropped.
-    ticket: Option<JobTicket>,
-    /// The submission's label.
-    client_ref: String,
-    /// The next sequence number to send.
-    seq: u64,
 }
 
 /// Counts the connection for `/health` while it lives.
@@ -60,36 +54,65 @@ impl Drop for ConnectionGuard {
     }
 }
 
-async fn serve(socket: WebSocket, state: AppState) {
+/// One connection's state.
+struct Conn {
+    state: AppState,
+    session: SessionId,
+    /// This connection's follower identity, handed to every log it follows.
+    follower: Follower,
+    /// The jobs it follows, each with the next sequence number to send.
+    following: HashMap<JobId, u64>,
+}
+
+async fn serve(socket: WebSocket, state: AppState, session: SessionId, conn: u64) {
     state.connections.fetch_add(1, Ordering::Relaxed);
     let _guard = ConnectionGuard(state.clone());
     tracing::debug!("connection opened");
     let (mut out, mut input) = socket.split();
-    let (events_tx, mut events) = mpsc::channel(EVENT_BUFFER);
-    let mut jobs: HashMap<JobId, Owned> = HashMap::new();
-    loop {
-        let reply: Option<ServerMessage> = tokio::select! {
+    let mut c = Conn {
+        state,
+        session,
+        follower: Follower {
+            conn,
+            notify: Arc::new(Notify::new()),
+        },
+        following: HashMap::new(),
+    };
+    let notify = Arc::clone(&c.follower.notify);
+    'conn: loop {
+        let mut outgoing: Vec<Arc<str>> = Vec::new();
+        tokio::select! {
             frame = input.next() => match frame {
-                Some(Ok(Message::Text(text))) => handle_text(&state, text.as_str(), &events_tx, &mut jobs),
-                Some(Ok(Message::Binary(_))) => Some(error(None, ErrorCode::BadMessage,
-                    "binary frames are not supported; send JSON text frames".into())),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(reply) = c.handle_text(text.as_str()).await {
+                        outgoing.push(encode(&reply));
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => outgoing.push(encode(&error(None, ErrorCode::BadMessage,
+                    "binary frames are not supported; send JSON text frames".into()))),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | None => break,
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "connection error");
                     break;
                 }
             },
-            Some((id, event)) = events.recv() => forward(&mut jobs, id, event),
-        };
-        if let Some(msg) = reply {
-            let text = serde_json::to_string(&msg).expect("server messages serialize");
-            if out.send(Message::Text(text.into())).await.is_err() {
-                break;
+            _ = notify.notified() => c.drain(&mut outgoing),
+        }
+        for text in outgoing {
+            if out.send(Message::Text(text.as_ref().into())).await.is_err() {
+                break 'conn;
             }
         }
     }
-    tracing::debug!(jobs = jobs.len(), "connection closed; cancelling its jobs");
+    tracing::debug!(jobs = c.following.len(), "connection closed");
+    c.state.relay.detach(c.following.into_keys(), conn);
+}
+
+fn encode(msg: &ServerMessage) -> Arc<str> {
+    serde_json::to_string(msg)
+        .expect("server messages serialize")
+        .into()
 }
 
 fn error(client_ref: Option<String>, code: ErrorCode, message: String) -> ServerMessage {
@@ -102,59 +125,96 @@ fn error(client_ref: Option<String>, code: ErrorCode, message: String) -> Server
     }
 }
 
-/// Decodes one text frame and acts on it; returns the immediate reply, if any.
-fn handle_text(
-    state: &AppState,
-    text: &str,
-    events_tx: &mpsc::Sender<(JobId, JobEvent)>,
-    jobs: &mut HashMap<JobId, Owned>,
-) -> Option<ServerMessage> {
-    let limit = state.config.max_message_bytes;
-    if text.len() > limit {
-        return Some(error(
-            None,
-            ErrorCode::BadMessage,
-            format!(
-                "message of {} bytes is over the limit of {limit} bytes",
-                text.len()
-            ),
-        ));
+impl Conn {
+    /// Collects every followed job's new messages; forgets jobs that ended.
+    fn drain(&mut self, outgoing: &mut Vec<Arc<str>>) {
+        let relay = &self.state.relay;
+        let conn = self.follower.conn;
+        self.following.retain(|id, cursor| {
+            let read = relay.read(id, conn, *cursor);
+            outgoing.extend(read.messages);
+            *cursor = read.next;
+            !read.finished
+        });
     }
-    let msg = match decode(text) {
-        Ok(m) => m,
-        Err((code, client_ref, message)) => return Some(error(client_ref, code, message)),
-    };
-    match msg {
-        ClientMessage::Ping { nonce } => Some(ServerMessage::Pong { nonce }),
-        ClientMessage::Submit { client_ref, job } => {
-            match state.scheduler.submit(job, events_tx.clone()) {
-                Ok(ticket) => {
-                    tracing::debug!(job_id = %ticket.id(), %client_ref, "submitted");
-                    jobs.insert(
-                        ticket.id().clone(),
-                        Owned {
-                            ticket: Some(ticket),
-                            client_ref,
-                            seq: 0,
-                        },
-                    );
+
+    /// Decodes one text frame and acts on it; returns the immediate reply, if any.
+    async fn handle_text(&mut self, text: &str) -> Option<ServerMessage> {
+        let limit = self.state.config.max_message_bytes;
+        if text.len() > limit {
+            return Some(error(
+                None,
+                ErrorCode::BadMessage,
+                format!(
+                    "message of {} bytes is over the limit of {limit} bytes",
+                    text.len()
+                ),
+            ));
+        }
+        let msg = match decode(text) {
+            Ok(m) => m,
+            Err((code, client_ref, message)) => return Some(error(client_ref, code, message)),
+        };
+        match msg {
+            ClientMessage::Ping { nonce } => Some(ServerMessage::Pong { nonce }),
+            ClientMessage::Submit { client_ref, job } => self.submit(client_ref, job).await,
+            ClientMessage::Cancel { job_id } => {
+                if self.state.relay.cancel(&job_id, self.follower.conn) {
                     None
+                } else {
+                    Some(error(
+                        None,
+                        ErrorCode::NotFound,
+                        format!("no job {job_id} is waiting or running on this connection"),
+                    ))
                 }
-                Err(e) => Some(error(Some(client_ref), e.code(), e.to_string())),
+            }
+            ClientMessage::Resume { job_id, last_seq } => {
+                match self.state.relay.resume(
+                    &job_id,
+                    &self.session,
+                    self.follower.clone(),
+                    last_seq,
+                ) {
+                    Ok(cursor) => {
+                        tracing::debug!(%job_id, cursor, "resumed");
+                        self.following.insert(job_id, cursor);
+                        None
+                    }
+                    Err(e) => Some(ServerMessage::Error {
+                        job_id: Some(job_id),
+                        client_ref: None,
+                        seq: None,
+                        code: ErrorCode::NotFound,
+                        message: e.to_string(),
+                    }),
+                }
             }
         }
-        ClientMessage::Cancel { job_id } => {
-            match jobs.get_mut(&job_id).and_then(|o| o.ticket.take()) {
-                Some(ticket) => {
-                    ticket.cancel();
-                    None
-                }
-                None => Some(error(
-                    None,
-                    ErrorCode::NotFound,
-                    format!("no job {job_id} is waiting or running on this connection"),
-                )),
+    }
+
+    async fn submit(&mut self, client_ref: String, job: Job) -> Option<ServerMessage> {
+        let (work, persist, resumable) = match job {
+            Job::Calc(c) => (crate::job::Work::Calc(c), None, false),
+            Job::Chat(chat) => match crate::chat::prepare(&self.state, &self.session, chat).await {
+                Ok(p) => (p.work, Some(p.persist), true),
+                Err(e) => return Some(error(Some(client_ref), e.code(), e.to_string())),
+            },
+        };
+        let sub = Submission {
+            session: self.session.clone(),
+            client_ref: client_ref.clone(),
+            persist,
+            resumable,
+            follower: self.follower.clone(),
+        };
+        match self.state.relay.submit(&self.state.scheduler, work, sub) {
+            Ok(id) => {
+                tracing::debug!(job_id = %id, %client_ref, "submitted");
+                self.following.insert(id, 0);
+                None
             }
+            Err(e) => Some(error(Some(client_ref), e.code(), e.to_string())),
         }
     }
 }
@@ -187,70 +247,8 @@ fn decode(text: &str) -> Result<ClientMessage, (ErrorCode, Option<String>, Strin
         None => (
             ErrorCode::BadMessage,
             None,
-            "a message must be a JSON object with a \"type\" (submit, cancel or ping)".into(),
+            "a message must be a JSON object with a \"type\" (submit, cancel, resume or ping)"
+                .into(),
         ),
     })
-}
-
-/// Turns a job event into the client's message, numbering it; forgets the job when it ends.
-fn forward(
-    jobs: &mut HashMap<JobId, Owned>,
-    job_id: JobId,
-    event: JobEvent,
-) -> Option<ServerMessage> {
-    let owned = jobs.get_mut(&job_id)?;
-    let seq = owned.seq;
-    owned.seq += 1;
-    let msg = match event {
-        JobEvent::Accepted {
-            position,
-            queue_length,
-            eta_ms,
-        } => ServerMessage::Accepted {
-            client_ref: owned.client_ref.clone(),
-            job_id: job_id.clone(),
-            seq,
-            position,
-            queue_length,
-            eta_ms,
-        },
-        JobEvent::Position { position, eta_ms } => ServerMessage::Position {
-            job_id: job_id.clone(),
-            seq,
-            position,
-            eta_ms,
-        },
-        JobEvent::Started { waited_ms } => ServerMessage::Started {
-            job_id: job_id.clone(),
-            seq,
-            waited_ms,
-        },
-        JobEvent::Result { output, compute_ms } => ServerMessage::Result {
-            job_id: job_id.clone(),
-            seq,
-            output,
-            compute_ms,
-        },
-        JobEvent::Done => ServerMessage::Done {
-            job_id: job_id.clone(),
-            seq,
-        },
-        JobEvent::Failed(e) => failed(&job_id, seq, &e),
-    };
-    if msg.is_terminal() {
-        if let Some(ticket) = jobs.remove(&job_id).and_then(|o| o.ticket) {
-            ticket.disarm();
-        }
-    }
-    Some(msg)
-}
-
-fn failed(job_id: &JobId, seq: u64, e: &JobError) -> ServerMessage {
-    ServerMessage::Error {
-        job_id: Some(job_id.clone()),
-        client_ref: None,
-        seq: Some(seq),
-        code: e.code(),
-        message: e.to_string(),
-    }
 }

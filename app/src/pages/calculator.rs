@@ -298,6 +298,7 @@ mod tests {
             position: 2,
             queue_length: 3,
             eta_ms: 1260,
+            conversation_id: None,
         });
         assert_eq!(
             t.phase(),

@@ -232,7 +232,10 @@ impl JobTracker {
                 self.fail_with(code, message);
                 true
             }
-            ServerMessage::Accepted { .. } | ServerMessage::Pong { .. } => false,
+            ServerMessage::Accepted { .. }
+            | ServerMessage::Loading { .. }
+            | ServerMessage::Token { .. }
+            | ServerMessage::Pong { .. } => false,
         }
     }
 }
@@ -253,6 +256,7 @@ mod tests {
             position,
             queue_length: position,
             eta_ms: 600,
+            conversation_id: None,
         }
     }
 
@@ -317,7 +321,8 @@ mod tests {
         assert!(!t.is_active());
         assert!(!t.apply(ServerMessage::Done {
             job_id: id("j1"),
-            seq: 4
+            seq: 4,
+            usage: None,
         }));
         assert!(t.finished().is_some());
     }

@@ -352,6 +352,14 @@ impl<L: Loader> ModelManager<L> {
         false
     }
 
+    /// The loaded model, if any, without counting as a use (for stats).
+    pub fn loaded(&self) -> Option<Arc<L::Model>> {
+        match &self.state.lock().slot {
+            Slot::Loaded { model, .. } => Some(Arc::clone(model)),
+            _ => None,
+        }
+    }
+
     /// The manager's state.
     pub fn status(&self) -> ManagerStatus {
         let s = self.state.lock();

@@ -19,9 +19,12 @@ pub use queue::QueueKey;
 
 use crate::device::DeviceHost;
 use crate::error::JobError;
+use crate::job::Work;
 use app::api::{DeviceQueue, QueueStatus, Stats};
-use app::protocol::{Job, JobId};
+use app::chat::ChatUsage;
+use app::protocol::JobId;
 use app::tensor::Tensor;
+use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -51,6 +54,16 @@ pub enum JobEvent {
         /// Time spent waiting.
         waited_ms: u64,
     },
+    /// (Chat) waiting for the model to load, with the fraction done when known.
+    Loading {
+        /// Fraction loaded.
+        progress: Option<f32>,
+    },
+    /// (Chat) the next piece of the answer: whole UTF-8 characters.
+    Token {
+        /// The text to append.
+        text: String,
+    },
     /// The output; `Done` follows.
     Result {
         /// The computed tensor.
@@ -60,6 +73,8 @@ pub enum JobEvent {
     },
     /// Finished; nothing follows.
     Done,
+    /// (Chat) the answer is complete; nothing follows.
+    Answered(ChatUsage),
     /// Failed; nothing follows.
     Failed(JobError),
 }
@@ -67,25 +82,106 @@ pub enum JobEvent {
 impl JobEvent {
     /// Whether nothing follows this event.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, JobEvent::Done | JobEvent::Failed(_))
+        matches!(
+            self,
+            JobEvent::Done | JobEvent::Answered(_) | JobEvent::Failed(_)
+        )
     }
 }
 
 /// Where a job's events go: its owner's channel. One connection may own many jobs.
 pub type EventSink = mpsc::Sender<(JobId, JobEvent)>;
 
-/// The work a job does on the device.
+/// What a finished job produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// A calculator result.
+    Tensor {
+        /// The computed tensor.
+        output: Tensor,
+        /// Time spent computing.
+        compute_ms: f64,
+    },
+    /// A chat answer, already streamed as tokens.
+    Chat(ChatUsage),
+}
+
+/// What a running job may use: the device, its cancellation token and its owner's events.
+pub struct RunContext {
+    /// The device; take a lease (through [`on_device`]) to compute on it.
+    pub device: Arc<DeviceHost>,
+    /// Fires when the job is cancelled or runs out of time.
+    pub cancel: CancellationToken,
+    /// Sends events (loading, tokens) to the job's owner.
+    pub events: Emitter,
+}
+
+/// Sends one job's events to its owner.
+#[derive(Clone)]
+pub struct Emitter {
+    /// The job.
+    id: JobId,
+    /// The owner's channel.
+    sink: EventSink,
+}
+
+impl Emitter {
+    /// Sends an event, waiting for room (tokens must not be lost). False once the owner is gone.
+    pub async fn send(&self, event: JobEvent) -> bool {
+        self.sink.send((self.id.clone(), event)).await.is_ok()
+    }
+
+    /// The same, from a blocking thread (a device computation).
+    pub fn blocking_send(&self, event: JobEvent) -> bool {
+        self.sink.blocking_send((self.id.clone(), event)).is_ok()
+    }
+
+    /// Sends an event that may be dropped when the owner is behind (progress updates).
+    pub fn try_send(&self, event: JobEvent) {
+        let _ = self.sink.try_send((self.id.clone(), event));
+    }
+}
+
+/// The work jobs do.
+///
+/// Contract: the future [`Executor::run`] returns completes only after every computation it
+/// started on the device has returned (use [`on_device`]), and returns promptly with
+/// [`JobError::Cancelled`] once the context's token fires, at its next cancellation point. The
+/// scheduler counts the job as holding the device until then.
 pub trait Executor: Send + Sync + 'static {
     /// Cheap checks at submission (shapes, caps), so bad jobs never wait.
-    fn validate(&self, job: &Job) -> Result<(), JobError>;
-    /// Runs the job on a blocking thread while it holds a device lease. Must return promptly
-    /// with [`JobError::Cancelled`] once `cancel` fires, at its next cancellation point.
-    fn execute(
-        &self,
-        job: &Job,
-        device: &candle_core::Device,
-        cancel: &CancellationToken,
-    ) -> Result<Tensor, JobError>;
+    fn validate(&self, work: &Work) -> Result<(), JobError>;
+    /// Runs the job; it holds one of the device's `max_concurrent` places meanwhile.
+    fn run(
+        self: Arc<Self>,
+        work: Work,
+        ctx: RunContext,
+    ) -> BoxFuture<'static, Result<Outcome, JobError>>;
+}
+
+/// Runs `f` on a blocking thread with a lease on the device, and waits for it to return. A panic
+/// inside `f` releases the lease and becomes [`JobError::DeviceFailed`].
+pub async fn on_device<T, F>(device: &Arc<DeviceHost>, f: F) -> Result<T, JobError>
+where
+    T: Send + 'static,
+    F: FnOnce(&candle_core::Device) -> Result<T, JobError> + Send + 'static,
+{
+    let device = Arc::clone(device);
+    tokio::task::spawn_blocking(move || {
+        let lease = device.lease().map_err(|e| {
+            tracing::error!(error = %e, "device failed to open");
+            JobError::DeviceOpen
+        })?;
+        f(lease.device())
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!(
+            panic = e.is_panic(),
+            "job crashed on the device; lease released"
+        );
+        Err(JobError::DeviceFailed)
+    })
 }
 
 /// The scheduler's settings.
@@ -216,7 +312,7 @@ impl Scheduler {
     }
 
     /// Validates and queues `job` for the owner of `sink`. Its first event is `Accepted`.
-    pub fn submit(&self, job: Job, sink: EventSink) -> Result<JobTicket, JobError> {
+    pub fn submit(&self, job: Work, sink: EventSink) -> Result<JobTicket, JobError> {
         let refuse = |e: JobError| {
             let _ = self.tx.send(Command::Refused(e.code().as_str()));
             e

@@ -6,10 +6,13 @@
 //! returned (or panicked). So at most `max_concurrent` computations ever run, even after a timeout,
 //! and a panic or a dropped runner can never leak the device.
 
-use super::{Command, EventSink, Executor, JobEvent};
+use super::{Command, Emitter, EventSink, Executor, JobEvent, Outcome, RunContext};
 use crate::device::DeviceHost;
 use crate::error::JobError;
-use app::protocol::{Job, JobId};
+use crate::job::Work;
+use app::protocol::JobId;
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -19,7 +22,7 @@ use tracing::Instrument;
 /// Everything a runner needs.
 pub(super) struct RunSpec {
     pub id: JobId,
-    pub job: Job,
+    pub job: Work,
     pub sink: EventSink,
     pub waited: Duration,
     pub cancel: CancellationToken,
@@ -70,46 +73,44 @@ async fn run(spec: RunSpec) {
         run: Duration::ZERO,
         failure: Some("internal"),
     };
-    let send = |event: JobEvent| {
-        let sink = sink.clone();
-        let id = id.clone();
-        async move { sink.send((id, event)).await.is_ok() }
+    let events = Emitter {
+        id: id.clone(),
+        sink,
     };
-    send(JobEvent::Started {
-        waited_ms: waited.as_millis() as u64,
-    })
-    .await;
+    events
+        .send(JobEvent::Started {
+            waited_ms: waited.as_millis() as u64,
+        })
+        .await;
     tracing::debug!(waited_ms = waited.as_millis() as u64, "job started");
 
     let started = Instant::now();
-    let token = cancel.clone();
-    let mut blocking = tokio::task::spawn_blocking(move || {
-        let lease = device.lease().map_err(|e| {
-            tracing::error!(error = %e, "device failed to open");
-            JobError::DeviceOpen
-        })?;
-        let t = Instant::now();
-        let output = executor.execute(&job, lease.device(), &token)?;
-        Ok::<_, JobError>((output, t.elapsed()))
-    });
-    let outcome = match tokio::time::timeout(max_run, &mut blocking).await {
-        Ok(joined) => joined.unwrap_or_else(|e| {
-            tracing::error!(
-                panic = e.is_panic(),
-                "job crashed on the device; lease released"
-            );
+    let ctx = RunContext {
+        device,
+        cancel: cancel.clone(),
+        events: events.clone(),
+    };
+    // A panic in the executor's async part is caught like one on the device: the job fails, the
+    // place on the device is given back.
+    let mut work = AssertUnwindSafe(executor.run(job, ctx)).catch_unwind();
+    let outcome = match tokio::time::timeout(max_run, &mut work).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_panic)) => {
+            tracing::error!("job crashed; its place on the device was released");
             Err(JobError::DeviceFailed)
-        }),
+        }
         Err(_) => {
-            // Tell the owner now; the device stays counted as busy until the computation
-            // reaches its next cancellation point and returns.
+            // Tell the owner now; the device stays counted as busy until the work reaches its
+            // next cancellation point and returns.
             cancel.cancel();
             tracing::warn!(
                 max_run_ms = max_run.as_millis() as u64,
                 "job ran too long; cancelling"
             );
-            send(JobEvent::Failed(JobError::RunTimeout(max_run))).await;
-            let _ = blocking.await;
+            events
+                .send(JobEvent::Failed(JobError::RunTimeout(max_run)))
+                .await;
+            let _ = work.await;
             guard.run = started.elapsed();
             guard.failure = Some("timeout");
             return;
@@ -122,16 +123,19 @@ async fn run(spec: RunSpec) {
     guard.failure = outcome.as_ref().err().map(|e| e.code().as_str());
     drop(guard);
     match outcome {
-        Ok((output, compute)) => {
-            let compute_ms = compute.as_secs_f64() * 1e3;
+        Ok(Outcome::Tensor { output, compute_ms }) => {
             tracing::debug!(compute_ms, "job done");
-            if send(JobEvent::Result { output, compute_ms }).await {
-                send(JobEvent::Done).await;
+            if events.send(JobEvent::Result { output, compute_ms }).await {
+                events.send(JobEvent::Done).await;
             }
+        }
+        Ok(Outcome::Chat(usage)) => {
+            tracing::debug!(tokens = usage.completion_tokens, "answer done");
+            events.send(JobEvent::Answered(usage)).await;
         }
         Err(e) => {
             tracing::debug!(code = %e.code(), "job failed");
-            send(JobEvent::Failed(e)).await;
+            events.send(JobEvent::Failed(e)).await;
         }
     }
 }

@@ -11,9 +11,10 @@ use super::runner::{self, RunSpec};
 use super::{Command, EventSink, Executor, JobEvent, SchedulerConfig, Snapshot};
 use crate::device::DeviceHost;
 use crate::error::JobError;
+use crate::job::Work;
 use crate::stats::Stats;
 use app::api::{DeviceQueue, QueueItem, QueueStats, QueueStatus};
-use app::protocol::{Job, JobId};
+use app::protocol::JobId;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -29,7 +30,7 @@ pub(crate) struct Waiting {
     /// The job's id.
     id: JobId,
     /// What to run.
-    job: Job,
+    job: Work,
     /// The owner's events.
     sink: EventSink,
     /// Its place among `max_waiting`; released when it leaves the queue.
@@ -45,7 +46,7 @@ pub(crate) struct Waiting {
 }
 
 impl Waiting {
-    pub(crate) fn new(id: JobId, job: Job, sink: EventSink, permit: OwnedSemaphorePermit) -> Self {
+    pub(crate) fn new(id: JobId, job: Work, sink: EventSink, permit: OwnedSemaphorePermit) -> Self {
         let now = Instant::now();
         Waiting {
             id,
@@ -382,6 +383,7 @@ impl Task {
                         .collect(),
                 },
                 device: self.device.stats(),
+                model: Default::default(),
                 history: self.stats.history(),
                 history_step_seconds: 1,
             },

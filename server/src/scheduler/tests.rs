@@ -12,18 +12,8 @@ struct Scripted {
     started: Mutex<Vec<u64>>,
 }
 
-impl Executor for Scripted {
-    fn validate(&self, _job: &Job) -> Result<(), JobError> {
-        Ok(())
-    }
-
-    fn execute(
-        &self,
-        job: &Job,
-        _d: &candle_core::Device,
-        cancel: &CancellationToken,
-    ) -> Result<Tensor, JobError> {
-        let Job::Calc(c) = job;
+impl Scripted {
+    fn compute(&self, c: &CalcJob, cancel: &CancellationToken) -> Result<Tensor, JobError> {
         let ms = c.ms.unwrap_or(0);
         self.started.lock().push(ms);
         match c.op {
@@ -49,6 +39,30 @@ impl Executor for Scripted {
     }
 }
 
+impl Executor for Scripted {
+    fn validate(&self, _job: &Work) -> Result<(), JobError> {
+        Ok(())
+    }
+
+    fn run(
+        self: Arc<Self>,
+        work: Work,
+        ctx: RunContext,
+    ) -> BoxFuture<'static, Result<Outcome, JobError>> {
+        Box::pin(async move {
+            let Work::Calc(c) = work else {
+                return Err(JobError::InvalidInput("calc only".into()));
+            };
+            let cancel = ctx.cancel.clone();
+            let output = on_device(&ctx.device, move |_d| self.compute(&c, &cancel)).await?;
+            Ok(Outcome::Tensor {
+                output,
+                compute_ms: 0.0,
+            })
+        })
+    }
+}
+
 fn config() -> SchedulerConfig {
     SchedulerConfig {
         max_concurrent: 1,
@@ -69,8 +83,8 @@ fn start(config: SchedulerConfig) -> (Scheduler, Arc<Scripted>) {
     (s, exec)
 }
 
-fn job(op: Op, ms: u64) -> Job {
-    Job::Calc(CalcJob {
+fn job(op: Op, ms: u64) -> Work {
+    Work::Calc(CalcJob {
         op,
         a: None,
         b: None,

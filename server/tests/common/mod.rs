@@ -12,16 +12,54 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use turnstile_server::config::Config;
 
+mod sessions;
+pub use sessions::*;
+
 /// A running server; dropping it shuts the server down.
 pub struct TestServer {
     pub addr: SocketAddr,
     _stop: oneshot::Sender<()>,
+    /// The server's own database folder, when it has one (removed on drop).
+    _dir: Option<TempDir>,
+}
+
+/// The embedded model that `scripts/model.sh` puts in the data directory.
+pub fn model_path() -> String {
+    let data = std::env::var("TURNSTILE_DATA_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../data").to_owned());
+    let path = format!("{data}/models/SmolLM2-135M-Instruct.Q8_0.gguf");
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "{path} is missing: run scripts/model.sh (make test does)"
+    );
+    path
 }
 
 impl TestServer {
-    /// Starts a server in test mode with extra flags, e.g. `["--max-waiting", "2"]`.
+    /// Starts a server in test mode with extra flags, e.g. `["--max-waiting", "2"]`, on a fresh
+    /// database of its own.
     pub async fn start(flags: &[&str]) -> TestServer {
-        let mut args = vec!["turnstile", "--test-mode", "--position-interval", "20ms"];
+        let dir = TempDir::new();
+        let mut server = Self::start_in(&dir, flags).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts a server on the database in `dir` (which outlives it: for restart tests).
+    pub async fn start_in(dir: &TempDir, flags: &[&str]) -> TestServer {
+        let db = dir.path().join("turnstile.sqlite3");
+        let db = db.to_str().unwrap().to_owned();
+        let model = model_path();
+        let mut args = vec![
+            "turnstile",
+            "--test-mode",
+            "--position-interval",
+            "20ms",
+            "--db",
+            &db,
+            "--model",
+            &model,
+        ];
         args.extend_from_slice(flags);
         let config = Config::parse_from(args);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -30,7 +68,12 @@ impl TestServer {
         tokio::spawn(turnstile_server::run(listener, config, async move {
             let _ = stopped.await;
         }));
-        TestServer { addr, _stop: stop }
+        // Requests made before the server has opened its database wait in the listen backlog.
+        TestServer {
+            addr,
+            _stop: stop,
+            _dir: None,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
