@@ -2,13 +2,20 @@
 import { test as base } from "@playwright/test";
 import { spawn, ChildProcess } from "node:child_process";
 import * as path from "node:path";
+import * as fs from "node:fs";
+import * as os from "node:os";
 
 export type Server = { url: string; process: ChildProcess };
 
 export async function startServer(extraArgs: string[] = []): Promise<Server> {
   const bin = process.env.TURNSTILE_BIN ?? path.resolve(__dirname, "../../target/debug/turnstile");
   const siteRoot = process.env.TURNSTILE_SITE_ROOT ?? path.resolve(__dirname, "../../target/site");
-  const child = spawn(bin, ["--addr", "127.0.0.1:0", "--test-mode", "--site-root", siteRoot, ...extraArgs], {
+  // The embedded model from scripts/model.sh, and a database of this server's own.
+  const dataDir = process.env.TURNSTILE_DATA_DIR ?? path.resolve(__dirname, "../../data");
+  const model = path.join(dataDir, "models", "SmolLM2-135M-Instruct.Q8_0.gguf");
+  const db = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "turnstile-e2e-")), "turnstile.sqlite3");
+  const args = ["--addr", "127.0.0.1:0", "--test-mode", "--site-root", siteRoot, "--model", model, "--db", db];
+  const child = spawn(bin, [...args, ...extraArgs], {
     env: { ...process.env, RUST_LOG: "info", NO_COLOR: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });

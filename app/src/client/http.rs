@@ -1,39 +1,124 @@
-//! JSON over HTTP for the stats page: [`get_json`] fetches a same-origin path and decodes it,
-//! [`sleep_ms`] waits between polls.
+//! JSON over HTTP for the pages: [`get_json`], [`post_json`] and [`delete`] on same-origin paths,
+//! [`sleep_ms`] between polls, and the session token kept for browsers that cannot keep the
+//! session cookie ([`ensure_session`], [`stored_session`]).
 //!
-//! With `hydrate` these use gloo-net's fetch and gloo-timers; elsewhere `get_json` fails and
-//! `sleep_ms` returns at once (they are only called from browser-only effects).
+//! The session is normally the HttpOnly cookie, which the browser sends by itself. Inside an
+//! iframe on another site the cookie may be blocked, so the page also asks `POST /api/session`
+//! for the session's token, keeps it in `localStorage` under [`SESSION_KEY`], and sends it on
+//! every request as the [`SESSION_HEADER`] header (and on the WebSocket URL, see
+//! [`super::ws`]). The server prefers the cookie when both are present.
+//!
+//! With `hydrate` these use gloo-net's fetch, gloo-timers and `window.localStorage`; elsewhere
+//! the requests fail, the token is absent and `sleep_ms` returns at once (they are only called
+//! from browser-only effects and handlers). Concurrency: single-threaded (the browser's event
+//! loop); each request is one future.
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// `localStorage` key of the session token.
+pub const SESSION_KEY: &str = "turnstile_session";
+
+/// Request header that carries the session token.
+pub const SESSION_HEADER: &str = "x-turnstile-session";
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use super::SESSION_HEADER;
+    use crate::api::ErrorBody;
+    use gloo_net::http::{RequestBuilder, Response};
+    use serde::de::DeserializeOwned;
+
+    /// Adds the session header when a token is stored.
+    pub(super) fn with_session(builder: RequestBuilder) -> RequestBuilder {
+        match super::stored_session() {
+            Some(token) => builder.header(SESSION_HEADER, &token),
+            None => builder,
+        }
+    }
+
+    /// The response if it is a success, else a sentence for people, including the server's own
+    /// `error.message` when it sent one.
+    pub(super) async fn check(
+        path: &str,
+        sent: Result<Response, gloo_net::Error>,
+    ) -> Result<Response, String> {
+        let response = sent.map_err(|e| format!("{path}: {e}"))?;
+        if response.ok() {
+            return Ok(response);
+        }
+        let status = response.status();
+        Err(match response.json::<ErrorBody>().await {
+            Ok(body) => format!("{path}: {} ({})", body.error.message, body.error.code),
+            Err(_) => format!("{path}: HTTP {status}"),
+        })
+    }
+
+    /// Decodes a successful response's JSON body.
+    pub(super) async fn decode<T: DeserializeOwned>(
+        path: &str,
+        sent: Result<Response, gloo_net::Error>,
+    ) -> Result<T, String> {
+        check(path, sent)
+            .await?
+            .json::<T>()
+            .await
+            .map_err(|e| format!("{path}: unexpected answer ({e})"))
+    }
+
+    /// `window.localStorage`, when the browser allows it.
+    pub(super) fn local_storage() -> Option<web_sys::Storage> {
+        web_sys::window()?.local_storage().ok().flatten()
+    }
+}
 
 /// `GET path` (same origin) and decode the JSON body. Failures are sentences for people,
 /// including the server's own `error.message` when it sent one.
 #[cfg(feature = "hydrate")]
 pub async fn get_json<T: DeserializeOwned>(path: &str) -> Result<T, String> {
-    use crate::api::ErrorBody;
     use gloo_net::http::Request;
-
-    let response = Request::get(path)
-        .send()
-        .await
-        .map_err(|e| format!("{path}: {e}"))?;
-    if !response.ok() {
-        let status = response.status();
-        return Err(match response.json::<ErrorBody>().await {
-            Ok(body) => format!("{path}: {} ({})", body.error.message, body.error.code),
-            Err(_) => format!("{path}: HTTP {status}"),
-        });
-    }
-    response
-        .json::<T>()
-        .await
-        .map_err(|e| format!("{path}: unexpected answer ({e})"))
+    let sent = browser::with_session(Request::get(path)).send().await;
+    browser::decode(path, sent).await
 }
 
-/// Outside the browser there is no fetch: always an error.
-#[cfg(not(feature = "hydrate"))]
-pub async fn get_json<T: DeserializeOwned>(path: &str) -> Result<T, String> {
-    Err(format!("{path}: fetching is only available in the browser"))
+/// `POST path` (same origin) with `body` as JSON, and decode the JSON answer.
+#[cfg(feature = "hydrate")]
+pub async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+    path: &str,
+    body: &B,
+) -> Result<T, String> {
+    use gloo_net::http::Request;
+    let request = browser::with_session(Request::post(path))
+        .json(body)
+        .map_err(|e| format!("{path}: could not encode the request ({e})"))?;
+    let sent = request.send().await;
+    browser::decode(path, sent).await
+}
+
+/// `DELETE path` (same origin); any success status (204) is fine.
+#[cfg(feature = "hydrate")]
+pub async fn delete(path: &str) -> Result<(), String> {
+    use gloo_net::http::Request;
+    let sent = browser::with_session(Request::delete(path)).send().await;
+    browser::check(path, sent).await.map(|_| ())
+}
+
+/// The stored session token, if any (and if the browser lets the page read `localStorage`).
+#[cfg(feature = "hydrate")]
+pub fn stored_session() -> Option<String> {
+    browser::local_storage()?
+        .get_item(SESSION_KEY)
+        .ok()
+        .flatten()
+        .filter(|token| !token.is_empty())
+}
+
+/// Keeps `token` for later page loads; silently does nothing where storage is blocked.
+#[cfg(feature = "hydrate")]
+pub fn store_session(token: &str) {
+    if let Some(storage) = browser::local_storage() {
+        let _ = storage.set_item(SESSION_KEY, token);
+    }
 }
 
 /// Waits `ms` milliseconds (browser timer).
@@ -42,8 +127,51 @@ pub async fn sleep_ms(ms: u32) {
     gloo_timers::future::TimeoutFuture::new(ms).await;
 }
 
+/// Outside the browser there is no fetch: always an error.
+#[cfg(not(feature = "hydrate"))]
+pub async fn get_json<T: DeserializeOwned>(path: &str) -> Result<T, String> {
+    Err(format!("{path}: fetching is only available in the browser"))
+}
+
+/// Outside the browser there is no fetch: always an error.
+#[cfg(not(feature = "hydrate"))]
+pub async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+    path: &str,
+    _body: &B,
+) -> Result<T, String> {
+    Err(format!("{path}: fetching is only available in the browser"))
+}
+
+/// Outside the browser there is no fetch: always an error.
+#[cfg(not(feature = "hydrate"))]
+pub async fn delete(path: &str) -> Result<(), String> {
+    Err(format!("{path}: fetching is only available in the browser"))
+}
+
+/// Outside the browser nothing is stored.
+#[cfg(not(feature = "hydrate"))]
+pub fn stored_session() -> Option<String> {
+    None
+}
+
+/// Outside the browser nothing is stored.
+#[cfg(not(feature = "hydrate"))]
+pub fn store_session(token: &str) {
+    let _ = token;
+}
+
 /// Outside the browser there is no timer: returns at once.
 #[cfg(not(feature = "hydrate"))]
 pub async fn sleep_ms(ms: u32) {
     let _ = ms;
+}
+
+/// Asks the server for this session's token (`POST /api/session`; with the stored token, if
+/// any, so a cookie-less browser keeps its session) and stores it for the WebSocket and later
+/// requests. Returns the token.
+pub async fn ensure_session() -> Result<String, String> {
+    let answer: crate::chat::SessionToken =
+        post_json("/api/session", &serde_json::json!({})).await?;
+    store_session(&answer.token);
+    Ok(answer.token)
 }

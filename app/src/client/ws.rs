@@ -1,10 +1,15 @@
-//! The calculator's WebSocket connection to `/ws` on the page's own host.
+//! The pages' WebSocket connection to `/ws` on the page's own host (the calculator and the chat).
 //!
-//! A [`Connection`] opens nothing until the first [`Connection::send`]; a send after the socket
-//! dropped opens a fresh one. Outgoing [`ClientMessage`]s are queued on a channel and written once
-//! the socket is open; incoming frames are decoded as [`ServerMessage`]s and handed, with the news
-//! that the socket closed, to the callback given to [`Connection::new`]. Dropping the
+//! A [`Connection`] opens nothing until the first [`Connection::send`] (or
+//! [`Connection::connect`]); a send after the socket dropped opens a fresh one. Outgoing
+//! [`ClientMessage`]s are queued on a channel and written once the socket is open; incoming frames
+//! are decoded as [`ServerMessage`]s and handed, with the news that the socket closed, to the
+//! callback given to [`Connection::new`]. An owner that must act when a socket (re)opens, such as
+//! the chat resuming its answer after a drop, registers [`Connection::on_open`]. Dropping the
 //! `Connection` closes the socket.
+//!
+//! When the page holds a session token (see [`super::http::stored_session`]), it is sent as the
+//! `session` query parameter, for browsers that block the session cookie.
 //!
 //! Concurrency: single-threaded (the browser's event loop). One task per socket owns both halves
 //! and ends when the socket closes or the `Connection` is dropped.
@@ -43,6 +48,18 @@ impl Connection {
             serde_json::to_string(msg).map_err(|e| format!("could not encode the message: {e}"))?;
         self.inner.send(text)
     }
+
+    /// Opens the socket if there is none, without sending anything (to reconnect). The outcome
+    /// arrives later: the [`Connection::on_open`] callback, or [`SocketEvent::Closed`].
+    pub fn connect(&self) -> Result<(), String> {
+        self.inner.connect()
+    }
+
+    /// Calls `on_open` each time a socket of this connection finishes opening (the first one
+    /// included), before any queued message is written. Replaces an earlier callback.
+    pub fn on_open(&self, on_open: impl Fn() + 'static) {
+        self.inner.set_on_open(std::rc::Rc::new(on_open));
+    }
 }
 
 #[cfg(not(feature = "hydrate"))]
@@ -56,6 +73,14 @@ impl Connection {
     pub fn send(&self, _msg: &ClientMessage) -> Result<(), String> {
         Err("the WebSocket is only available in the browser".into())
     }
+
+    /// Outside the browser there is no WebSocket: always an error.
+    pub fn connect(&self) -> Result<(), String> {
+        Err("the WebSocket is only available in the browser".into())
+    }
+
+    /// Outside the browser no socket ever opens: the callback is dropped.
+    pub fn on_open(&self, _on_open: impl Fn() + 'static) {}
 }
 
 #[cfg(feature = "hydrate")]
@@ -69,10 +94,16 @@ mod browser {
     use std::rc::Rc;
 
     type Callback = Rc<dyn Fn(SocketEvent)>;
+    type OpenCallback = Rc<dyn Fn()>;
 
     /// The outbox of the current socket, if one is open (or opening).
     pub(super) struct Lazy {
+        /// Where messages and closes are reported.
         on_event: Callback,
+        /// Called when a socket finishes opening; shared with the socket tasks so a callback
+        /// registered later still applies.
+        on_open: Rc<RefCell<Option<OpenCallback>>>,
+        /// The current socket's outbox.
         outbox: RefCell<Option<UnboundedSender<String>>>,
     }
 
@@ -80,17 +111,31 @@ mod browser {
         pub(super) fn new(on_event: Callback) -> Self {
             Lazy {
                 on_event,
+                on_open: Rc::new(RefCell::new(None)),
                 outbox: RefCell::new(None),
             }
         }
 
-        pub(super) fn send(&self, text: String) -> Result<(), String> {
+        pub(super) fn set_on_open(&self, on_open: OpenCallback) {
+            *self.on_open.borrow_mut() = Some(on_open);
+        }
+
+        /// Opens a socket unless one is open (or opening).
+        pub(super) fn connect(&self) -> Result<(), String> {
             let mut outbox = self.outbox.borrow_mut();
             let open = outbox.as_ref().is_some_and(|tx| !tx.is_closed());
             if !open {
-                *outbox = Some(open_socket(Rc::clone(&self.on_event))?);
+                *outbox = Some(open_socket(
+                    Rc::clone(&self.on_event),
+                    Rc::clone(&self.on_open),
+                )?);
             }
-            match outbox.as_ref() {
+            Ok(())
+        }
+
+        pub(super) fn send(&self, text: String) -> Result<(), String> {
+            self.connect()?;
+            match self.outbox.borrow().as_ref() {
                 Some(tx) => tx
                     .unbounded_send(text)
                     .map_err(|_| "the connection closed".to_string()),
@@ -99,7 +144,8 @@ mod browser {
         }
     }
 
-    /// `ws://` or `wss://` (matching the page) + the page's own host + `/ws`.
+    /// `ws://` or `wss://` (matching the page) + the page's own host + `/ws`, plus
+    /// `?session=<token>` when the page holds a session token.
     fn socket_url() -> Result<String, String> {
         let location = web_sys::window().ok_or("no window")?.location();
         let protocol = location
@@ -109,20 +155,56 @@ mod browser {
             .host()
             .map_err(|_| "the page's host is unreadable")?;
         let scheme = if protocol == "https:" { "wss" } else { "ws" };
-        Ok(format!("{scheme}://{host}/ws"))
+        let query = match crate::client::http::stored_session() {
+            Some(token) => format!(
+                "?session={}",
+                String::from(js_sys::encode_uri_component(&token))
+            ),
+            None => String::new(),
+        };
+        Ok(format!("{scheme}://{host}/ws{query}"))
     }
 
-    fn open_socket(on_event: Callback) -> Result<UnboundedSender<String>, String> {
+    fn open_socket(
+        on_event: Callback,
+        on_open: Rc<RefCell<Option<OpenCallback>>>,
+    ) -> Result<UnboundedSender<String>, String> {
         let url = socket_url()?;
-        let socket = WebSocket::open(&url).map_err(|e| format!("could not open {url}: {e}"))?;
+        let socket = WebSocket::open(&url).map_err(|e| {
+            // Never show the session token in a message.
+            let shown = url.split('?').next().unwrap_or_default();
+            format!("could not open {shown}: {e}")
+        })?;
         let (tx, rx) = unbounded();
-        leptos::task::spawn_local(pump(socket, rx, on_event));
+        leptos::task::spawn_local(pump(socket, rx, on_event, on_open));
         Ok(tx)
+    }
+
+    /// Waits until the socket is open (or failed to open); on success tells the owner through
+    /// `on_open`, before anything queued is written.
+    async fn opened(socket: &mut WebSocket, on_open: &RefCell<Option<OpenCallback>>) {
+        // The sink is ready once the socket leaves `CONNECTING` (open, or failed).
+        let _ = futures::future::poll_fn(|cx| {
+            futures::Sink::<Message>::poll_ready(std::pin::Pin::new(&mut *socket), cx)
+        })
+        .await;
+        if matches!(socket.state(), gloo_net::websocket::State::Open) {
+            let callback = on_open.borrow().clone();
+            if let Some(callback) = callback {
+                callback();
+            }
+        }
     }
 
     /// Writes queued frames and reads incoming ones until either side ends. When the owner drops
     /// the outbox the socket is closed quietly; when the server side ends, the owner is told.
-    async fn pump(socket: WebSocket, mut outbox: UnboundedReceiver<String>, on_event: Callback) {
+    async fn pump(
+        mut socket: WebSocket,
+        mut outbox: UnboundedReceiver<String>,
+        on_event: Callback,
+        on_open: Rc<RefCell<Option<OpenCallback>>>,
+    ) {
+        opened(&mut socket, &on_open).await;
         let (mut write, read) = socket.split();
         let mut read = read.fuse();
         let closed = loop {

@@ -3,6 +3,11 @@
 //! lives in its own module with unit tests.
 
 pub mod calculator;
+pub mod chat;
+pub mod chat_actions;
+pub mod chat_browser;
+pub mod chat_state;
+pub mod chat_view;
 pub mod format;
 pub mod heatmap;
 pub mod job;

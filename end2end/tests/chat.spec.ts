@@ -1,0 +1,264 @@
+// The chat page against a real server in test mode, with the embedded model answering for real.
+// Answers are arbitrary text, so the tests assert on structure: tokens arrive over time, the answer
+// is non-empty, it ends, it is stored. `--test-token-delay 50ms` slows every generated token so an
+// answer takes long enough to watch (and to queue behind); `?max_tokens=` in the page's URL keeps
+// answers short.
+import { test as base, expect } from "@playwright/test";
+import type { Browser, Locator, Page } from "@playwright/test";
+import { startServer, type Server } from "./server";
+
+const test = base.extend<{}, { server: Server }>({
+  server: [
+    async ({}, use) => {
+      const server = await startServer(["--test-token-delay", "50ms"]);
+      await use(server);
+      server.process.kill("SIGTERM");
+    },
+    { scope: "worker" },
+  ],
+});
+
+// The first answer loads the model; later ones queue behind others' answers.
+test.setTimeout(120_000);
+
+const ANSWER_TIMEOUT = 60_000;
+
+async function openChat(page: Page, url: string) {
+  await page.goto(url);
+  // Typing before hydration would do nothing: wait for the app to say it is live.
+  await expect(page.locator("[data-hydrated=true]")).toHaveCount(1);
+}
+
+async function send(page: Page, text: string) {
+  await page.getByTestId("chat-input").fill(text);
+  await expect(page.getByTestId("chat-send")).toBeEnabled();
+  await page.getByTestId("chat-send").click();
+}
+
+function assistantMessages(page: Page) {
+  return page.locator("[data-testid=chat-message][data-role=assistant]");
+}
+
+/** The text of a message or of the streaming answer, without its buttons and badges. */
+function body(message: Locator) {
+  return message.locator(".chat-msg-body");
+}
+
+async function bodyText(message: Locator) {
+  return ((await body(message).textContent()) ?? "").replace(/\s+/g, " ").trim();
+}
+
+function userMessages(page: Page) {
+  return page.locator("[data-testid=chat-message][data-role=user]");
+}
+
+/** Waits for the answer in flight to end and returns the finished assistant message. */
+async function finishedAnswer(page: Page) {
+  await expect(page.getByTestId("chat-answer")).toHaveCount(0, { timeout: ANSWER_TIMEOUT });
+  const last = assistantMessages(page).last();
+  await expect(last).toBeVisible();
+  return last;
+}
+
+/** Records the streaming answer's text length on every DOM change, to see it grow. */
+async function watchAnswerGrowth(page: Page) {
+  await page.evaluate(() => {
+    const lengths: number[] = [];
+    (window as any).answerLengths = lengths;
+    new MutationObserver(() => {
+      const answer = document.querySelector("[data-testid=chat-answer]");
+      if (answer) {
+        const n = (answer.querySelector(".chat-msg-body")?.textContent ?? "").trim().length;
+        if (n > 0 && lengths[lengths.length - 1] !== n) lengths.push(n);
+      }
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
+}
+
+async function newUser(browser: Browser, url: string) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await openChat(page, url);
+  return { context, page };
+}
+
+test("the server-rendered chat is meaningful before hydration", async ({ browser, server }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto(server.url + "/chat");
+  await expect(page.getByTestId("chat-input")).toBeVisible();
+  await expect(page.getByLabel("Message")).toBeVisible();
+  await expect(page.getByTestId("chat-send")).toBeVisible();
+  await expect(page.getByTestId("chat-new")).toBeVisible();
+  await expect(page.getByTestId("chat-empty")).toBeVisible();
+  await context.close();
+});
+
+test("a chat answer streams into the page, then becomes a finished message", async ({ page, server }) => {
+  await openChat(page, server.url + "/chat?max_tokens=40");
+  await expect(page.getByTestId("chat-send")).toBeDisabled();
+  await watchAnswerGrowth(page);
+  await send(page, "Count from one to twenty, in words.");
+
+  await expect(userMessages(page)).toHaveText(["Count from one to twenty, in words."]);
+  await expect(page.getByTestId("chat-input")).toHaveValue("");
+  const answer = page.getByTestId("chat-answer");
+  await expect(answer).toBeVisible();
+  await expect(answer.locator(".chat-cursor")).toHaveCount(1);
+  await expect(body(answer)).toHaveText(/\S/, { timeout: ANSWER_TIMEOUT });
+
+  const last = await finishedAnswer(page);
+  await expect(last).toHaveAttribute("data-status", "complete");
+  expect((await bodyText(last)).length).toBeGreaterThan(0);
+  // Token by token: the answer was seen at several lengths, each longer than the one before.
+  const lengths: number[] = await page.evaluate(() => (window as any).answerLengths);
+  expect(lengths.length).toBeGreaterThanOrEqual(2);
+  for (let i = 1; i < lengths.length; i++) expect(lengths[i]).toBeGreaterThan(lengths[i - 1]);
+
+  // The new conversation is in the URL and in the list; nothing failed.
+  await expect(page).toHaveURL(/[?&]c=[0-9A-Za-z_-]+/);
+  await expect(page.getByTestId("chat-conversation")).toHaveCount(1);
+  await expect(page.getByTestId("chat-conversation")).toHaveAttribute("aria-current", "page");
+  await expect(page.getByTestId("chat-error")).toHaveCount(0);
+  await expect(page.getByTestId("chat-banner")).toHaveCount(0);
+  await expect(page.getByTestId("chat-regenerate")).toBeVisible();
+});
+
+test("after a reload the conversation is still there", async ({ page, server }) => {
+  await openChat(page, server.url + "/chat?max_tokens=16");
+  await send(page, "Name a colour.");
+  const before = await finishedAnswer(page);
+  const answerText = await bodyText(before);
+  expect(answerText.length).toBeGreaterThan(0);
+  const url = page.url();
+  expect(url).toMatch(/[?&]c=/);
+
+  await page.reload();
+  await expect(page.locator("[data-hydrated=true]")).toHaveCount(1);
+  expect(page.url()).toBe(url);
+  await expect(page.getByTestId("chat-conversation")).toHaveCount(1);
+  await expect(page.getByTestId("chat-conversation")).toContainText("Name a colour.");
+  await expect(userMessages(page)).toHaveText(["Name a colour."]);
+  await expect(assistantMessages(page)).toHaveCount(1);
+  const after = assistantMessages(page).first();
+  await expect(after).toHaveAttribute("data-status", "complete");
+  // The stored answer is the one that streamed.
+  expect(await bodyText(after)).toBe(answerText);
+});
+
+test("a reload in the middle of an answer picks the stream up again", async ({ page, server }) => {
+  await openChat(page, server.url + "/chat?max_tokens=80");
+  await send(page, "Write a long story about a lighthouse keeper.");
+  await expect(body(page.getByTestId("chat-answer"))).toHaveText(/\S/, { timeout: ANSWER_TIMEOUT });
+  await page.reload();
+  await expect(page.locator("[data-hydrated=true]")).toHaveCount(1);
+  await expect(userMessages(page)).toHaveText(["Write a long story about a lighthouse keeper."]);
+  // Either still streaming (resumed from the start) or already stored: one answer, never two.
+  const last = await finishedAnswer(page);
+  expect((await bodyText(last)).length).toBeGreaterThan(0);
+  await expect(assistantMessages(page)).toHaveCount(1);
+  await expect(page.getByTestId("chat-error")).toHaveCount(0);
+});
+
+test("a dropped connection reconnects and the answer goes on, nothing lost or repeated", async ({ page, server }) => {
+  // Keep a handle on the page's sockets so the test can cut one.
+  await page.addInitScript(() => {
+    const Native = window.WebSocket;
+    const sockets: WebSocket[] = [];
+    (window as any).pageSockets = sockets;
+    (window as any).WebSocket = class extends Native {
+      constructor(url: string | URL, protocols?: string | string[]) {
+        super(url, protocols);
+        sockets.push(this);
+      }
+    };
+  });
+  await openChat(page, server.url + "/chat?max_tokens=80");
+  await send(page, "Write a long story about a lighthouse keeper.");
+  await expect(body(page.getByTestId("chat-answer"))).toHaveText(/\S/, { timeout: ANSWER_TIMEOUT });
+  const socketsBefore: number = await page.evaluate(() => {
+    const sockets = (window as any).pageSockets as WebSocket[];
+    sockets[sockets.length - 1].close();
+    return sockets.length;
+  });
+
+  const last = await finishedAnswer(page);
+  await expect(last).toHaveAttribute("data-status", "complete");
+  const streamed = await bodyText(last);
+  expect(streamed.length).toBeGreaterThan(0);
+  // A new socket was opened, and the answer was resumed on it.
+  expect(await page.evaluate(() => (window as any).pageSockets.length)).toBeGreaterThan(socketsBefore);
+  await expect(page.getByTestId("chat-error")).toHaveCount(0);
+
+  // What streamed is exactly what the server stored.
+  await page.reload();
+  await expect(page.locator("[data-hydrated=true]")).toHaveCount(1);
+  await expect(assistantMessages(page)).toHaveCount(1);
+  expect(await bodyText(assistantMessages(page).first())).toBe(streamed);
+});
+
+test("a second user sees their queue position while the first one's answer streams", async ({ browser, server }) => {
+  const first = await newUser(browser, server.url + "/chat?max_tokens=120");
+  const second = await newUser(browser, server.url + "/chat?max_tokens=8");
+
+  await send(first.page, "Write a long story about a robot who learns to paint, in many paragraphs.");
+  // Wait until the first answer holds the device and streams.
+  await expect(body(first.page.getByTestId("chat-answer"))).toHaveText(/\S/, {
+    timeout: ANSWER_TIMEOUT,
+  });
+
+  await send(second.page, "Say hi.");
+  const banner = second.page.getByTestId("chat-banner");
+  await expect(banner).toContainText(/Position [1-9][0-9]* · about [0-9.]+ s/);
+  // While the second waits, the first keeps streaming, and each sees only their own answer.
+  await expect(first.page.getByTestId("chat-answer")).toBeVisible();
+  await expect(body(second.page.getByTestId("chat-answer"))).toHaveText(/^\s*$/);
+
+  const secondAnswer = await finishedAnswer(second.page);
+  expect((await bodyText(secondAnswer)).length).toBeGreaterThan(0);
+  await expect(banner).toHaveCount(0);
+  const firstAnswer = await finishedAnswer(first.page);
+  expect((await bodyText(firstAnswer)).length).toBeGreaterThan(0);
+  // Separate sessions: each lists only their own conversation.
+  await expect(first.page.getByTestId("chat-conversation")).toHaveCount(1);
+  await expect(second.page.getByTestId("chat-conversation")).toHaveText(/Say hi\./);
+  await first.context.close();
+  await second.context.close();
+});
+
+test("Stop leaves the partial answer, marked stopped", async ({ page, server }) => {
+  await openChat(page, server.url + "/chat?max_tokens=400");
+  await send(page, "Write a very long essay about the history of bridges.");
+  const answer = page.getByTestId("chat-answer");
+  await expect(body(answer)).toHaveText(/\S/, { timeout: ANSWER_TIMEOUT });
+  await expect(page.getByTestId("chat-stop")).toBeEnabled();
+  await page.getByTestId("chat-stop").click();
+
+  const last = await finishedAnswer(page);
+  await expect(last).toHaveAttribute("data-status", "stopped");
+  await expect(last.getByTestId("chat-status")).toHaveText("Stopped");
+  expect((await bodyText(last)).length).toBeGreaterThan(0);
+  await expect(page.getByTestId("chat-error")).toHaveCount(0);
+  await expect(page.getByTestId("chat-stop")).toHaveCount(0);
+
+  // The server kept it as stopped too.
+  await page.reload();
+  await expect(page.locator("[data-hydrated=true]")).toHaveCount(1);
+  await expect(assistantMessages(page)).toHaveCount(1);
+  await expect(assistantMessages(page).first()).toHaveAttribute("data-status", "stopped");
+});
+
+test("the chat fits a 360 px wide screen", async ({ browser, server }) => {
+  const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
+  const page = await context.newPage();
+  await openChat(page, server.url + "/chat");
+  await expect(page.getByTestId("chat-input")).toBeVisible();
+  await expect(page.getByTestId("chat-send")).toBeVisible();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  // The conversation list sits above the thread.
+  const list = await page.getByTestId("chat-new").boundingBox();
+  const thread = await page.getByTestId("chat-thread").boundingBox();
+  expect(list!.y).toBeLessThan(thread!.y);
+  await context.close();
+});
