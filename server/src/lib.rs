@@ -120,7 +120,11 @@ pub async fn state(
         }),
         shutdown.clone(),
     );
-    let relay = Relay::new(config.chat.resume_window, config.chat.resume_max_events);
+    let relay = Relay::new(
+        config.chat.resume_window,
+        config.chat.resume_max_events,
+        config.chat.resume_max_bytes,
+    );
     spawn_housekeeping(Arc::clone(&relay), Arc::clone(&chat), shutdown);
     let leptos_options = LeptosOptions::builder()
         .output_name("turnstile")

@@ -12,8 +12,9 @@
 //!
 //! Concurrency: the logs sit behind one small mutex, never held across an `.await`; each log is
 //! appended to only by its job's pump task. Memory: at most `max_events` messages per log (older
-//! ones are dropped and a resume from before them is refused), and logs of ended jobs are kept
-//! only for the resume window.
+//! ones are dropped and a resume from before them is refused), at most `max_bytes` of messages in
+//! all (past it, the logs of ended jobs are dropped first, oldest first, then the growing log's own
+//! oldest messages), and logs of ended jobs are kept only for the resume window.
 
 use crate::error::JobError;
 use crate::scheduler::{EventSink, JobEvent, JobTicket, Scheduler};
@@ -96,10 +97,57 @@ impl Log {
     }
 }
 
+/// The logs and their total size.
+#[derive(Default)]
+struct Logs {
+    /// By job.
+    map: HashMap<JobId, Log>,
+    /// Bytes of serialized messages held by all logs.
+    bytes: usize,
+}
+
+impl Logs {
+    fn get_mut(&mut self, id: &JobId) -> Option<&mut Log> {
+        self.map.get_mut(id)
+    }
+
+    fn insert(&mut self, id: JobId, log: Log) {
+        self.map.insert(id, log);
+    }
+
+    fn remove(&mut self, id: &JobId) {
+        if let Some(log) = self.map.remove(id) {
+            self.bytes -= log.events.iter().map(|e| e.len()).sum::<usize>();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Drops ended logs, oldest first, while over `max`.
+    fn evict_ended(&mut self, max: usize, keep: &JobId) {
+        while self.bytes > max {
+            let oldest = self
+                .map
+                .iter()
+                .filter(|(id, l)| *id != keep && l.ended.is_some())
+                .min_by_key(|(_, l)| l.ended)
+                .map(|(id, _)| id.clone());
+            match oldest {
+                Some(id) => self.remove(&id),
+                None => return,
+            }
+        }
+    }
+}
+
 /// The logs of every job submitted over the WebSocket.
 pub struct Relay {
-    /// The logs by job.
-    logs: Mutex<HashMap<JobId, Log>>,
+    /// The logs by job, and the bytes they hold in all.
+    logs: Mutex<Logs>,
+    /// Most bytes of messages kept in all.
+    max_bytes: usize,
     /// How long a job waits for its owner to come back.
     window: Duration,
     /// Most messages kept per job.
@@ -121,10 +169,11 @@ pub struct Submission {
 }
 
 impl Relay {
-    /// A relay with the given resume window and per-job cap.
-    pub fn new(window: Duration, max_events: usize) -> Arc<Relay> {
+    /// A relay with the given resume window, per-job cap and total cap in bytes.
+    pub fn new(window: Duration, max_events: usize, max_bytes: usize) -> Arc<Relay> {
         Arc::new(Relay {
-            logs: Mutex::new(HashMap::new()),
+            logs: Mutex::new(Logs::default()),
+            max_bytes: max_bytes.max(1 << 16),
             window,
             max_events: max_events.max(16),
         })
@@ -175,11 +224,30 @@ impl Relay {
         let text: Arc<str> = serde_json::to_string(&msg)
             .expect("server messages serialize")
             .into();
+        let mut added = text.len() as isize;
         log.events.push_back(text);
-        if log.events.len() > self.max_events {
-            log.events.pop_front();
-            log.first_seq += 1;
+        while log.events.len() > self.max_events {
+            if let Some(old) = log.events.pop_front() {
+                added -= old.len() as isize;
+                log.first_seq += 1;
+            }
         }
+        logs.bytes = (logs.bytes as isize + added) as usize;
+        if logs.bytes > self.max_bytes {
+            logs.evict_ended(self.max_bytes, id);
+            let over = logs.bytes.saturating_sub(self.max_bytes);
+            let Some(log) = logs.get_mut(id) else { return };
+            let mut freed = 0;
+            // Still over: this log gives up its own oldest messages (never its newest).
+            while freed < over && log.events.len() > 1 {
+                if let Some(old) = log.events.pop_front() {
+                    freed += old.len();
+                    log.first_seq += 1;
+                }
+            }
+            logs.bytes -= freed;
+        }
+        let Some(log) = logs.get_mut(id) else { return };
         if terminal {
             log.ended = Some(Instant::now());
             if let Some(t) = log.ticket.take() {
@@ -311,9 +379,19 @@ impl Relay {
     pub fn sweep(&self, now: Instant) {
         let window = self.window;
         let mut logs = self.logs.lock();
-        logs.retain(|id, log| {
+        let mut gone = Vec::new();
+        for (id, log) in logs.map.iter_mut() {
             if let Some(ended) = log.ended {
-                return now.saturating_duration_since(ended) < window && log.resumable;
+                // A calculator job's log goes once its follower has read it (or there is none).
+                let expired = if log.resumable {
+                    now.saturating_duration_since(ended) >= window
+                } else {
+                    log.follower.is_none()
+                };
+                if expired {
+                    gone.push(id.clone());
+                }
+                continue;
             }
             if let Some(since) = log.detached_since {
                 if now.saturating_duration_since(since) >= window {
@@ -323,8 +401,10 @@ impl Relay {
                     }
                 }
             }
-            true
-        });
+        }
+        for id in gone {
+            logs.remove(&id);
+        }
     }
 
     /// Jobs with a log now (for stats and tests).
@@ -466,3 +546,7 @@ pub fn to_message(
         },
     }
 }
+
+#[cfg(test)]
+#[path = "relay_tests.rs"]
+mod tests;

@@ -119,6 +119,39 @@ async fn two_chats_are_serialized_with_positions_and_see_only_their_own_tokens()
     assert!(matches!(a_msgs.last(), Some(ServerMessage::Done { .. })));
     assert!(matches!(b_msgs.last(), Some(ServerMessage::Done { .. })));
     assert!(!text_of(&b_msgs).is_empty());
+    // One copy of the weights served both: one load, reported by the stats and health.
+    let stats = server.get_json("/api/stats").await;
+    assert_eq!(stats["model"]["state"], "loaded", "{stats}");
+    assert_eq!(stats["model"]["loads"], 1);
+    assert!(stats["model"]["memory_bytes"].as_u64().unwrap() > 100_000_000);
+    let health = server.get_json("/health").await;
+    assert_eq!(health["subsystems"]["model"]["status"], "ok");
+}
+
+#[tokio::test]
+async fn a_chat_nobody_resumes_is_cancelled_after_the_window_and_kept_as_stopped() {
+    let server =
+        TestServer::start(&["--test-token-delay", "50ms", "--resume-window", "300ms"]).await;
+    let session = new_session();
+    let mut a = server.ws_as(&session).await;
+    a.send_json(submit("a", chat("Tell me a long story.", 400)))
+        .await;
+    let (_, conversation) = accepted(&a.recv().await);
+    while !matches!(a.recv().await, ServerMessage::Token { .. }) {}
+    drop(a);
+    let mut b = server.ws_as(&new_session()).await;
+    b.send_json(submit("b", matmul_job())).await;
+    // 400 tokens at 50 ms would take 20 s: the calculator job runs once the window is over.
+    let msgs = b.until_end().await;
+    assert!(
+        matches!(msgs.last(), Some(ServerMessage::Done { .. })),
+        "{msgs:?}"
+    );
+    let stored: Conversation = server
+        .get_json_as(&format!("/api/conversations/{conversation}"), &session)
+        .await;
+    assert_eq!(stored.messages[1].status, MessageStatus::Stopped);
+    assert!(!stored.messages[1].content.is_empty());
 }
 
 #[tokio::test]

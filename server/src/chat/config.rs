@@ -98,6 +98,10 @@ pub struct ChatConfig {
     #[arg(long, env = "TURNSTILE_RESUME_MAX_EVENTS", default_value_t = 4096)]
     pub resume_max_events: usize,
 
+    /// Most bytes of events kept for resume across all jobs (the oldest finished jobs' go first).
+    #[arg(long, env = "TURNSTILE_RESUME_MAX_BYTES", default_value_t = 64 << 20)]
+    pub resume_max_bytes: usize,
+
     /// Test mode only: pause after each generated token, so answers are deterministically slow.
     #[arg(long, env = "TURNSTILE_TEST_TOKEN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
     pub test_token_delay: Duration,
