@@ -29,6 +29,8 @@ pub enum ErrorCode {
     /// The language model could not be loaded or reached (the message says why); the next
     /// request tries again.
     ModelUnavailable,
+    /// The request is not allowed from where it came (a WebSocket from a foreign page's origin).
+    Forbidden,
     /// No such job or resource for this client (other clients' jobs are never visible).
     NotFound,
     /// Something unexpected went wrong on the server; details are in the server's log only.
@@ -37,7 +39,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::InvalidInput,
         ErrorCode::BadMessage,
         ErrorCode::QueueFull,
@@ -47,6 +49,7 @@ impl ErrorCode {
         ErrorCode::DeviceError,
         ErrorCode::ShuttingDown,
         ErrorCode::ModelUnavailable,
+        ErrorCode::Forbidden,
         ErrorCode::NotFound,
         ErrorCode::Internal,
     ];
@@ -63,6 +66,7 @@ impl ErrorCode {
             ErrorCode::DeviceError => "device_error",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::ModelUnavailable => "model_unavailable",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Internal => "internal",
         }

@@ -19,6 +19,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
+    hooks::{use_location, use_query_map},
     StaticSegment,
 };
 
@@ -58,7 +59,52 @@ pub fn App() -> impl IntoView {
         <Title text="Turnstile"/>
         <Link rel="icon" href=FAVICON/>
         <Router>
-            <div class="app" data-hydrated=move || hydrated.get().then_some("true")>
+            <Frame hydrated/>
+        </Router>
+    }
+}
+
+/// A CSS colour a host page may pass as `accent`: `#rgb`, `#rrggbb` (or with alpha), nothing else,
+/// so the query string can never inject CSS.
+fn accent_colour(s: &str) -> Option<&str> {
+    let hex = s.strip_prefix('#')?;
+    (matches!(hex.len(), 3 | 4 | 6 | 8) && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s)
+}
+
+/// The page around the routes: the site chrome, or none on the embed routes (`/embed/...`, the
+/// widget), where `theme` (light, dark, auto) and `accent` come from the query string.
+#[component]
+fn Frame(hydrated: RwSignal<bool>) -> impl IntoView {
+    let location = use_location();
+    let query = use_query_map();
+    let embed = Memo::new(move |_| location.pathname.with(|p| client::embed::is_embed_path(p)));
+    let theme = move || {
+        let asked = query.with(|q| q.get("theme"));
+        match (embed.get(), asked.as_deref()) {
+            (true, Some("dark")) => "dark",
+            (true, Some("auto")) => "auto",
+            _ => "light",
+        }
+    };
+    let accent = move || {
+        query.with(|q| q.get("accent")).and_then(|a| {
+            accent_colour(&a).map(|c| format!("--accent: {c}; --accent-strong: {c}; --queue: {c}"))
+        })
+    };
+    Effect::new(move |_| {
+        if embed.get() {
+            client::embed::start();
+        }
+    });
+    view! {
+        <div
+            class="app"
+            class:embed=move || embed.get()
+            data-theme=theme
+            style=accent
+            data-hydrated=move || hydrated.get().then_some("true")
+        >
+            <Show when=move || !embed.get()>
                 <a class="skip-link" href="#main">"Skip to content"</a>
                 <header class="site-header">
                     <div class="site-header-inner">
@@ -73,14 +119,22 @@ pub fn App() -> impl IntoView {
                         </nav>
                     </div>
                 </header>
-                <main id="main" tabindex="-1">
-                    <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
-                        <Route path=StaticSegment("") view=pages::calculator::CalculatorPage/>
-                        <Route path=StaticSegment("chat") view=pages::chat::ChatPage/>
-                        <Route path=StaticSegment("stats") view=pages::stats::StatsPage/>
-                    </Routes>
-                </main>
-            </div>
-        </Router>
+            </Show>
+            <main id="main" tabindex="-1">
+                <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
+                    <Route path=StaticSegment("") view=pages::calculator::CalculatorPage/>
+                    <Route path=StaticSegment("chat") view=pages::chat::ChatPage/>
+                    <Route path=StaticSegment("stats") view=pages::stats::StatsPage/>
+                    <Route
+                        path=(StaticSegment("embed"), StaticSegment("calculator"))
+                        view=pages::calculator::CalculatorPage
+                    />
+                    <Route
+                        path=(StaticSegment("embed"), StaticSegment("chat"))
+                        view=pages::chat::ChatPage
+                    />
+                </Routes>
+            </main>
+        </div>
     }
 }

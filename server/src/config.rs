@@ -75,6 +75,22 @@ pub struct Config {
     #[arg(long, env = "TURNSTILE_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
 
+    /// Who may frame the embeddable widgets (`/embed/...`): `*` (anyone, the default) or a
+    /// comma-separated list of origins such as `https://example.com`. Sent as
+    /// `Content-Security-Policy: frame-ancestors`; every other page refuses framing.
+    #[arg(
+        long,
+        env = "TURNSTILE_FRAME_ANCESTORS",
+        default_value = "*",
+        value_delimiter = ','
+    )]
+    pub frame_ancestors: Vec<String>,
+
+    /// Origins besides the server's own whose pages may open the WebSocket (comma-separated).
+    /// Browsers always send `Origin`; upgrades from any other origin get 403.
+    #[arg(long, env = "TURNSTILE_WS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub ws_allowed_origins: Vec<String>,
+
     /// The chat model and its limits.
     #[command(flatten)]
     pub chat: crate::chat::ChatConfig,

@@ -114,6 +114,7 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         ErrorCode::DeviceError | ErrorCode::ShuttingDown | ErrorCode::ModelUnavailable => {
             StatusCode::SERVICE_UNAVAILABLE
         }
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }

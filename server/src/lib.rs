@@ -13,6 +13,7 @@ pub mod chat_stream;
 pub mod config;
 pub mod conversations;
 pub mod device;
+pub mod embed;
 pub mod error;
 pub mod job;
 pub mod model;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub started: Instant,
     /// Open WebSocket connections.
     pub connections: Arc<AtomicUsize>,
+    /// WebSocket upgrades refused for their origin, since start.
+    pub ws_refused: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -142,6 +145,7 @@ pub async fn state(
         config: Arc::new(config),
         started: Instant::now(),
         connections: Arc::new(AtomicUsize::new(0)),
+        ws_refused: Arc::new(std::sync::atomic::AtomicU64::new(0)),
     })
 }
 
@@ -213,11 +217,16 @@ pub fn app(state: AppState) -> Router {
             get(conversations::get).delete(conversations::delete),
         )
         .route("/api/session", post(conversations::session_token))
+        .route("/widget.js", get(embed::widget_js))
         .leptos_routes(&state, routes, move || app::shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             session::session_layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            embed::frame_layer,
         ))
         .with_state(state)
         .layer(PropagateRequestIdLayer::x_request_id())

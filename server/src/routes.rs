@@ -163,8 +163,9 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
         d.open_failures
     ));
     let websocket = ok(format!(
-        "{} connections",
-        state.connections.load(Ordering::Relaxed)
+        "{} connections, {} refused for their origin",
+        state.connections.load(Ordering::Relaxed),
+        state.ws_refused.load(Ordering::Relaxed)
     ));
     let m = state.chat.stats();
     let model_detail = match (m.state.as_str(), &m.last_error) {

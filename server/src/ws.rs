@@ -14,7 +14,7 @@ use app::error_code::ErrorCode;
 use app::protocol::{ClientMessage, Job, JobId, ServerMessage};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -23,12 +23,23 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
-/// `GET /ws`: upgrades to a WebSocket for the request's session.
+/// `GET /ws`: upgrades to a WebSocket for the request's session, if the page asking is ours
+/// (or an allowed origin); a foreign page gets 403.
 pub async fn upgrade(
     State(state): State<AppState>,
     Extension(session): Extension<SessionId>,
+    headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    if !crate::embed::origin_allowed(&headers, &state.config.ws_allowed_origins) {
+        state.ws_refused.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(origin = ?headers.get("origin"), "WebSocket refused: foreign origin");
+        return crate::error::AppError::new(
+            ErrorCode::Forbidden,
+            "this page's origin may not open Turnstile's WebSocket",
+        )
+        .into_response();
+    }
     // Messages up to the configured size get an answer; the transport's hard limit is larger so
     // that an oversized message is refused with `bad_message` instead of closing the connection.
     let hard_limit = state

@@ -6,5 +6,6 @@
 //! nothing and report that they are browser-only. The pages only call them from event handlers and
 //! effects, which never run on the server.
 
+pub mod embed;
 pub mod http;
 pub mod ws;

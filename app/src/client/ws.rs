@@ -219,7 +219,10 @@ mod browser {
                 },
                 frame = read.next() => match frame {
                     Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMessage>(&text) {
-                        Ok(msg) => on_event(SocketEvent::Message(msg)),
+                        Ok(msg) => {
+                            crate::client::embed::notify(&msg);
+                            on_event(SocketEvent::Message(msg))
+                        }
                         Err(e) => leptos::logging::warn!("ignoring a server message: {e}"),
                     },
                     Some(Ok(Message::Bytes(_))) => {}

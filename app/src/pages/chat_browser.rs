@@ -136,3 +136,17 @@ pub fn copy_to_clipboard(_text: &str) -> bool {
 /// Outside the browser there is nothing to scroll.
 #[cfg(not(feature = "hydrate"))]
 pub fn follow_the_end() {}
+
+/// Whether the page runs on an embed route (`/embed/chat`, the widget).
+#[cfg(feature = "hydrate")]
+pub fn embedded() -> bool {
+    web_sys::window()
+        .and_then(|w| w.location().pathname().ok())
+        .is_some_and(|p| crate::client::embed::is_embed_path(&p))
+}
+
+/// Outside the browser the links are the full page's.
+#[cfg(not(feature = "hydrate"))]
+pub fn embedded() -> bool {
+    false
+}

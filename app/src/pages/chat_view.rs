@@ -91,7 +91,14 @@ pub fn with_cursor(html: &str) -> String {
 
 /// The page's URL for a conversation (`/chat?c=<id>`), or for a new one (`/chat`), keeping a
 /// `max_tokens` limit given in the URL.
+///
+/// Inside the widget (`/embed/chat`) the links stay on the embed route.
 pub fn chat_href(conversation: Option<&ConversationId>, max_tokens: Option<u32>) -> String {
+    let base = if crate::pages::chat_browser::embedded() {
+        "/embed/chat"
+    } else {
+        "/chat"
+    };
     let mut params = Vec::new();
     if let Some(id) = conversation {
         params.push(format!("c={}", encode_query_value(&id.0)));
@@ -100,9 +107,9 @@ pub fn chat_href(conversation: Option<&ConversationId>, max_tokens: Option<u32>)
         params.push(format!("max_tokens={n}"));
     }
     if params.is_empty() {
-        "/chat".into()
+        base.into()
     } else {
-        format!("/chat?{}", params.join("&"))
+        format!("{base}?{}", params.join("&"))
     }
 }
 
