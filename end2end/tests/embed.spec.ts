@@ -104,3 +104,31 @@ test("a page on a foreign origin cannot open the WebSocket", async ({ page, serv
     host.close();
   }
 });
+
+test("the chat widget answers inside a page on another origin and keeps its history", async ({ page }) => {
+  const chatServer = await startServer(["--test-token-delay", "20ms"]);
+  const host = await hostPage(snippet(chatServer.url, "chat"));
+  try {
+    await page.goto(host.url);
+    const frame = page.frameLocator("iframe[data-turnstile-tool=chat]");
+    await expect(frame.locator("[data-hydrated=true]")).toHaveCount(1, { timeout: 20_000 });
+    await frame.getByTestId("chat-input").fill("Name a colour.");
+    await frame.getByTestId("chat-send").click();
+    await expect(frame.getByTestId("chat-answer")).toHaveCount(0, { timeout: 60_000 });
+    const answer = frame.locator("[data-testid=chat-message][data-role=assistant]").last();
+    await expect(answer).toHaveAttribute("data-status", "complete");
+    const names = () => page.evaluate(() => (window as any).turnstileEvents.map((e: any) => e.name));
+    await expect.poll(names).toContain("turnstile:done");
+    expect(await names()).toContain("turnstile:queued");
+
+    // The host page reloads: the widget's conversation is still listed.
+    await page.reload();
+    const again = page.frameLocator("iframe[data-turnstile-tool=chat]");
+    await expect(again.locator("[data-hydrated=true]")).toHaveCount(1, { timeout: 20_000 });
+    await expect(again.getByTestId("chat-conversation")).toHaveCount(1);
+    await expect(again.getByTestId("chat-conversation")).toContainText("Name a colour.");
+  } finally {
+    host.close();
+    chatServer.process.kill("SIGTERM");
+  }
+});
