@@ -132,3 +132,36 @@ test("the chat widget answers inside a page on another origin and keeps its hist
     chatServer.process.kill("SIGTERM");
   }
 });
+
+test("embedded cross-site, where the frame gets no cookies, the chat keeps its history by token", async ({ browser }) => {
+  const chatServer = await startServer(["--test-token-delay", "10ms"]);
+  const host = await hostPage(snippet(chatServer.url, "chat"));
+  // localhost and 127.0.0.1 are different sites: to the browser the frame is third-party, so
+  // its SameSite session cookie is neither stored nor sent, and only the token can carry it.
+  const hostUrl = host.url.replace("127.0.0.1", "localhost");
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  try {
+    await page.goto(hostUrl);
+    const frame = page.frameLocator("iframe[data-turnstile-tool=chat]");
+    await expect(frame.locator("[data-hydrated=true]")).toHaveCount(1, { timeout: 20_000 });
+    await frame.getByTestId("chat-input").fill("Name a fruit.");
+    await frame.getByTestId("chat-send").click();
+    await expect(frame.getByTestId("chat-answer")).toHaveCount(0, { timeout: 60_000 });
+    await expect(frame.locator("[data-testid=chat-message][data-role=assistant]").last()).toHaveAttribute(
+      "data-status",
+      "complete",
+    );
+    expect(await context.cookies(chatServer.url)).toEqual([]);
+
+    await page.reload();
+    const again = page.frameLocator("iframe[data-turnstile-tool=chat]");
+    await expect(again.locator("[data-hydrated=true]")).toHaveCount(1, { timeout: 20_000 });
+    await expect(again.getByTestId("chat-conversation")).toHaveCount(1);
+    await expect(again.getByTestId("chat-conversation")).toContainText("Name a fruit.");
+  } finally {
+    await context.close();
+    host.close();
+    chatServer.process.kill("SIGTERM");
+  }
+});

@@ -15,6 +15,13 @@
   var tool = data.tool === "chat" ? "chat" : "calculator";
   var params = ["theme=" + encodeURIComponent(data.theme || "auto")];
   if (data.accent) params.push("accent=" + encodeURIComponent(data.accent));
+  // Browsers that block third-party cookies and storage leave the frame no way to keep its
+  // session: the frame hands its token to this loader, which keeps it in the host page's storage
+  // (per Turnstile server) and gives it back in the frame's URL.
+  var key = "turnstile_session@" + origin;
+  var token = null;
+  try { token = window.localStorage.getItem(key); } catch (e) { token = null; }
+  if (token && /^[0-9a-f]{32}$/.test(token)) params.push("session=" + token);
   var iframe = document.createElement("iframe");
   iframe.src = origin + "/embed/" + tool + "?" + params.join("&");
   iframe.title = "Turnstile " + tool;
@@ -37,6 +44,12 @@
     if (msg.type === "height") {
       var h = Number(msg.height);
       if (!(fixed > 0) && h > 0 && h < 100000) iframe.style.height = Math.ceil(h) + "px";
+      return;
+    }
+    if (msg.type === "session") {
+      if (typeof msg.token === "string" && /^[0-9a-f]{32}$/.test(msg.token)) {
+        try { window.localStorage.setItem(key, msg.token); } catch (e) { /* storage blocked here too */ }
+      }
       return;
     }
     if (msg.type === "ready" || msg.type === "queued" || msg.type === "done") {

@@ -83,6 +83,16 @@ pub fn notify(msg: &ServerMessage) {
     let _ = msg;
 }
 
+/// Where a third-party frame may not keep storage: gives the session token to the loader on the
+/// host page (`{"type":"session"}`), which keeps it in the host's own storage and passes it back
+/// in the frame's URL next time. Nothing happens when the page is not a framed widget.
+pub fn hand_session_to_host(token: &str) {
+    #[cfg(feature = "hydrate")]
+    browser::post("session", json!({ "token": token }));
+    #[cfg(not(feature = "hydrate"))]
+    let _ = token;
+}
+
 /// When framed on an embed route: says `ready`, then reports the page's height whenever it
 /// changes (checked a few times a second) for as long as the page lives.
 pub fn start() {

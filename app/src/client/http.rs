@@ -103,21 +103,49 @@ pub async fn delete(path: &str) -> Result<(), String> {
     browser::check(path, sent).await.map(|_| ())
 }
 
-/// The stored session token, if any (and if the browser lets the page read `localStorage`).
+/// The stored session token, if any: from `localStorage`, or, where the browser denies a
+/// third-party frame its storage, from the page's `session` query parameter (which `/widget.js`
+/// sets from the token it keeps in the host page's own storage).
 #[cfg(feature = "hydrate")]
 pub fn stored_session() -> Option<String> {
-    browser::local_storage()?
-        .get_item(SESSION_KEY)
-        .ok()
-        .flatten()
-        .filter(|token| !token.is_empty())
+    let stored = browser::local_storage()
+        .and_then(|s| s.get_item(SESSION_KEY).ok().flatten())
+        .filter(|token| !token.is_empty());
+    stored
+        .or_else(|| PAGE_SESSION.with(|t| t.borrow().clone()))
+        .or_else(session_in_url)
 }
 
-/// Keeps `token` for later page loads; silently does nothing where storage is blocked.
+#[cfg(feature = "hydrate")]
+thread_local! {
+    /// The token for this page's lifetime, for frames whose storage is blocked (the browser's
+    /// single thread; gone on reload, when the loader passes it back in the URL).
+    static PAGE_SESSION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The `session` query parameter of the page's URL, if it looks like a token.
+#[cfg(feature = "hydrate")]
+fn session_in_url() -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    search
+        .trim_start_matches('?')
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "session")
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Keeps `token` for later page loads. Where the frame's storage is blocked (a third-party
+/// frame), the widget hands it to its loader on the host page, which keeps it there.
 #[cfg(feature = "hydrate")]
 pub fn store_session(token: &str) {
-    if let Some(storage) = browser::local_storage() {
-        let _ = storage.set_item(SESSION_KEY, token);
+    PAGE_SESSION.with(|t| *t.borrow_mut() = Some(token.to_owned()));
+    let stored = browser::local_storage()
+        .map(|storage| storage.set_item(SESSION_KEY, token).is_ok())
+        .unwrap_or(false);
+    if !stored {
+        crate::client::embed::hand_session_to_host(token);
     }
 }
 
