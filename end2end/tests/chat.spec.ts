@@ -3,20 +3,10 @@
 // is non-empty, it ends, it is stored. `--test-token-delay 50ms` slows every generated token so an
 // answer takes long enough to watch (and to queue behind); `?max_tokens=` in the page's URL keeps
 // answers short.
-import { test as base, expect } from "@playwright/test";
 import type { Browser, Locator, Page } from "@playwright/test";
-import { startServer, type Server } from "./server";
+import { test, expect } from "./server";
 
-const test = base.extend<{}, { server: Server }>({
-  server: [
-    async ({}, use) => {
-      const server = await startServer(["--test-token-delay", "50ms"]);
-      await use(server);
-      server.process.kill("SIGTERM");
-    },
-    { scope: "worker" },
-  ],
-});
+test.use({ serverArgs: ["--test-token-delay", "50ms"] });
 
 // The first answer loads the model; later ones queue behind others' answers.
 test.setTimeout(120_000);

@@ -1,11 +1,13 @@
 // Starts a Turnstile server for a test file: the built binary, on an ephemeral port, in test mode.
+// Every server's log goes to end2end/logs/ (git-ignored); when a test fails, the tail of its
+// server's log is printed with the failure, so a CI report shows what the server saw.
 import { test as base } from "@playwright/test";
 import { spawn, ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import * as fs from "node:fs";
 import * as os from "node:os";
 
-export type Server = { url: string; process: ChildProcess };
+export type Server = { url: string; process: ChildProcess; logPath: string };
 
 export async function startServer(extraArgs: string[] = []): Promise<Server> {
   const bin = process.env.TURNSTILE_BIN ?? path.resolve(__dirname, "../../target/debug/turnstile");
@@ -14,11 +16,22 @@ export async function startServer(extraArgs: string[] = []): Promise<Server> {
   const dataDir = process.env.TURNSTILE_DATA_DIR ?? path.resolve(__dirname, "../../data");
   const model = path.join(dataDir, "models", "SmolLM2-135M-Instruct.Q8_0.gguf");
   const db = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "turnstile-e2e-")), "turnstile.sqlite3");
-  const args = ["--addr", "127.0.0.1:0", "--test-mode", "--site-root", siteRoot, "--model", model, "--db", db];
+  // A generous run limit: a loaded CI machine can make a streamed answer slow, and a test
+  // must fail on what it checks, not on a chat cut short by the server's own limit.
+  const args = [
+    "--addr", "127.0.0.1:0", "--test-mode", "--site-root", siteRoot, "--model", model, "--db", db,
+    "--max-run", "120s",
+  ];
   const child = spawn(bin, [...args, ...extraArgs], {
-    env: { ...process.env, RUST_LOG: "info", NO_COLOR: "1" },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info", NO_COLOR: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  const logDir = path.resolve(__dirname, "../logs");
+  fs.mkdirSync(logDir, { recursive: true });
+  const logPath = path.join(logDir, `server-${Date.now()}-${child.pid}.log`);
+  const logFile = fs.createWriteStream(logPath);
+  child.stdout!.pipe(logFile);
+  child.stderr!.pipe(logFile);
   const url = await new Promise<string>((resolve, reject) => {
     let log = "";
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 30_000);
@@ -27,6 +40,8 @@ export async function startServer(extraArgs: string[] = []): Promise<Server> {
       const m = log.match(/listening on (http:\/\/[0-9.]+:[0-9]+)/);
       if (m) {
         clearTimeout(timer);
+        child.stdout!.off("data", onData);
+        child.stderr!.off("data", onData);
         resolve(m[1]);
       }
     };
@@ -34,18 +49,40 @@ export async function startServer(extraArgs: string[] = []): Promise<Server> {
     child.stderr!.on("data", onData);
     child.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
   });
-  return { url, process: child };
+  return { url, process: child, logPath };
 }
 
-/** `server` is started once per worker and stopped after its tests. */
-export const test = base.extend<{}, { server: Server }>({
+/** The last `lines` lines of a server's log. */
+export function logTail(server: Server, lines = 40): string {
+  try {
+    return fs.readFileSync(server.logPath, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+/**
+ * `server` is started once per worker (with the file's `serverArgs`, set by `test.use`) and
+ * stopped after its tests; a failed test prints the tail of its log.
+ */
+export const test = base.extend<{ _logOnFailure: void }, { server: Server; serverArgs: string[] }>({
+  serverArgs: [[], { scope: "worker", option: true }],
   server: [
-    async ({}, use) => {
-      const server = await startServer();
+    async ({ serverArgs }, use) => {
+      const server = await startServer(serverArgs);
       await use(server);
       server.process.kill("SIGTERM");
     },
     { scope: "worker" },
+  ],
+  _logOnFailure: [
+    async ({ server }, use, testInfo) => {
+      await use();
+      if (testInfo.status !== testInfo.expectedStatus) {
+        console.log(`--- server log (${server.url}), last lines ---\n${logTail(server)}\n---`);
+      }
+    },
+    { auto: true },
   ],
 });
 

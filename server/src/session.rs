@@ -4,8 +4,13 @@
 //! parameter. The middleware resolves the session for every request (cookie first), creates one
 //! when there is none, and sets the cookie whenever the request did not carry it.
 //!
-//! Concurrency: stateless; a new session is recorded in the store from its own task, never on
-//! the request's path.
+//! The middleware does not ask the database about sessions it did not create: a well-formed id
+//! it has not seen is used as is, and its row is made when it first creates a conversation
+//! ([`crate::store::Store::create_conversation`]). Ids are unguessable (128 random bits), and
+//! every store query is scoped to the id, so an invented id reaches only an empty session.
+//!
+//! Concurrency: stateless. A new session is recorded in the store from its own task, never on
+//! the request's path (and, as always, only the store's thread touches the connection).
 
 use crate::AppState;
 use axum::extract::{Request, State};
@@ -22,7 +27,10 @@ pub const HEADER: &str = "x-turnstile-session";
 
 /// A session's id: 32 lowercase hex characters (128 random bits).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct SessionId(String);
+pub struct SessionId(
+    /// The id's 32 lowercase hex characters.
+    String,
+);
 
 impl SessionId {
     /// A fresh random id.
@@ -172,5 +180,19 @@ mod tests {
             .body(axum::body::Body::empty())
             .unwrap();
         assert_eq!(from_request(&req), (SessionId::parse(&a), false));
+        // A malformed cookie falls through to the header, then the query; none is a new session.
+        let req = Request::builder()
+            .uri(format!("/api/conversations?session={b}"))
+            .header(header::COOKIE, format!("{COOKIE}=nope"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(from_request(&req), (SessionId::parse(&b), false));
+        let req = Request::builder()
+            .uri("/?session=ZZ")
+            .header(header::COOKIE, format!("{COOKIE}={}", "A".repeat(32)))
+            .header(HEADER, "short")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(from_request(&req), (None, false));
     }
 }

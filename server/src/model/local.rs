@@ -10,15 +10,14 @@
 //! blocking thread. It checks the cancellation token before every forward pass.
 
 use super::manager::Loader;
-use super::sampling::SamplingParams;
+use super::sampling::{SamplingParams, TextStream};
 use super::template::ChatTemplate;
 use super::tokenizer::tokenizer_from_gguf;
 use crate::device::DeviceHost;
 use app::chat::{ChatTurn, FinishReason, Role};
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
-use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::quantized_llama::ModelWeights;
+use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,8 +31,11 @@ pub struct LocalLoader {
     pub device: Arc<DeviceHost>,
 }
 
-/// A loaded model.
+/// A loaded model. Immutable: share it (`Send + Sync`) and call [`LocalModel::generate`] from
+/// any number of blocking threads.
 pub struct LocalModel {
+    /// The file's stem, e.g. `SmolLM2-135M-Instruct.Q8_0`.
+    name: String,
     /// The weights (with an empty KV cache; generations clone them).
     weights: ModelWeights,
     /// The file's own tokenizer.
@@ -44,9 +46,10 @@ pub struct LocalModel {
     device: Device,
     /// Tokens that end an answer.
     eos: Vec<u32>,
-    /// The model's context length, in tokens.
+    /// The context, in tokens: the file's `llama.context_length`, at most what candle's llama
+    /// has rotary tables for ([`MAX_SEQ_LEN`]).
     context: usize,
-    /// Bytes of weights held.
+    /// Bytes of weights held (the sum of the tensors' sizes in the file).
     bytes: u64,
 }
 
@@ -111,6 +114,12 @@ impl Loader for LocalLoader {
         cancel: &CancellationToken,
     ) -> Result<LocalModel, String> {
         let shown = self.path.display();
+        let cancelled = || -> Result<(), String> {
+            match cancel.is_cancelled() {
+                true => Err("the load was cancelled".into()),
+                false => Ok(()),
+            }
+        };
         let mut file = std::fs::File::open(&self.path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 format!("the model file {shown} is missing (run scripts/model.sh)")
@@ -126,6 +135,7 @@ impl Loader for LocalLoader {
             ));
         }
         progress(0.05);
+        cancelled()?;
         let tokenizer = tokenizer_from_gguf(&content)?;
         let token = |key: &str| {
             meta_u32(&content, key)
@@ -146,7 +156,11 @@ impl Loader for LocalLoader {
             .filter_map(|t| tokenizer.token_to_id(t))
             .collect();
         eos.extend(meta_u32(&content, "tokenizer.ggml.eos_token_id"));
-        let context = meta_u32(&content, "llama.context_length").unwrap_or(2048) as usize;
+        eos.sort_unstable();
+        eos.dedup();
+        let context = meta_u32(&content, "llama.context_length")
+            .map_or(2048, |n| n as usize)
+            .min(MAX_SEQ_LEN);
         let bytes = content
             .tensor_infos
             .values()
@@ -154,9 +168,7 @@ impl Loader for LocalLoader {
                 (t.shape.elem_count() / t.ggml_dtype.block_size() * t.ggml_dtype.type_size()) as u64
             })
             .sum();
-        if cancel.is_cancelled() {
-            return Err("the load was cancelled".into());
-        }
+        cancelled()?;
         progress(0.1);
         let lease = self
             .device
@@ -167,8 +179,14 @@ impl Loader for LocalLoader {
             tracing::error!(error = %e, "loading the weights failed");
             format!("the weights in {shown} could not be loaded")
         })?;
+        cancelled()?;
         progress(1.0);
+        let name = self
+            .path
+            .file_stem()
+            .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
         Ok(LocalModel {
+            name,
             weights,
             tokenizer,
             template,
@@ -180,94 +198,100 @@ impl Loader for LocalLoader {
     }
 }
 
-/// Hands out text as whole characters, holding back anything that could begin a stop sequence.
-struct Detokenizer<'a> {
-    tokenizer: &'a tokenizers::Tokenizer,
-    stop: &'a [String],
-    ids: Vec<u32>,
-    /// Bytes of the decoded text already handed out.
-    emitted: usize,
-    /// Everything handed out.
-    text: String,
-}
-
-impl Detokenizer<'_> {
-    /// Adds a token; hands out what became final; true when a stop sequence was reached.
-    fn push(&mut self, id: u32, on_piece: &mut dyn FnMut(&str)) -> Result<bool, GenerateError> {
-        self.ids.push(id);
-        let full = self.tokenizer.decode(&self.ids, true).map_err(model_err)?;
-        if full.ends_with('\u{FFFD}') {
-            return Ok(false); // half a character so far
-        }
-        let mut end = full.len();
-        let mut stopped = false;
-        if let Some(at) = self.stop.iter().filter_map(|s| full.find(s.as_str())).min() {
-            end = at;
-            stopped = true;
-        } else {
-            for s in self.stop {
-                for (i, _) in s.char_indices().skip(1) {
-                    if full.ends_with(&s[..i]) {
-                        end = end.min(full.len() - i);
-                    }
-                }
-            }
-        }
-        if end > self.emitted && full.is_char_boundary(end) && full.is_char_boundary(self.emitted) {
-            let piece = &full[self.emitted..end];
-            on_piece(piece);
-            self.text.push_str(piece);
-            self.emitted = end;
-        }
-        Ok(stopped)
-    }
-}
-
 impl LocalModel {
+    /// The model's name: its file's stem.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Bytes of weights held.
     pub fn memory_bytes(&self) -> u64 {
         self.bytes
     }
 
-    /// The prompt's tokens: the template over the newest messages that fit with room for at
-    /// least `room` tokens of answer (system messages are kept).
-    fn prompt(&self, messages: &[ChatTurn], room: usize) -> Result<Vec<u32>, GenerateError> {
-        let system: Vec<ChatTurn> = messages
-            .iter()
-            .take_while(|m| m.role == Role::System)
-            .cloned()
-            .collect();
-        let rest = &messages[system.len()..];
-        for skip in 0..rest.len().max(1) {
-            let mut turns = system.clone();
-            turns.extend_from_slice(&rest[skip.min(rest.len())..]);
-            let text = self
-                .template
-                .render(&turns, true)
-                .map_err(GenerateError::Model)?;
-            let ids = self
-                .tokenizer
-                .encode(text, false)
-                .map_err(model_err)?
-                .get_ids()
-                .to_vec();
-            if ids.len() + room <= self.context {
-                return Ok(ids);
-            }
-            if skip + 1 >= rest.len() {
-                return Err(GenerateError::PromptTooLong {
-                    needed: ids.len() + room,
-                    context: self.context,
-                });
-            }
-        }
-        Err(GenerateError::PromptTooLong {
-            needed: self.context + 1,
-            context: self.context,
-        })
+    /// The context, in tokens: prompt and answer together.
+    pub fn context_length(&self) -> usize {
+        self.context
     }
 
-    /// Answers `messages`, calling `on_piece` with each new piece of text.
+    /// The token ids that end an answer.
+    pub fn eos_tokens(&self) -> &[u32] {
+        &self.eos
+    }
+
+    /// The template rendered over `turns`, ready for the answer, as tokens.
+    fn encode(&self, turns: &[ChatTurn]) -> Result<Vec<u32>, GenerateError> {
+        let text = self
+            .template
+            .render(turns, true)
+            .map_err(GenerateError::Model)?;
+        Ok(self
+            .tokenizer
+            .encode(text, false)
+            .map_err(model_err)?
+            .get_ids()
+            .to_vec())
+    }
+
+    /// The prompt's tokens. Leading system messages are always kept; the oldest of the rest are
+    /// dropped until the prompt leaves room for `room` tokens of answer (the kept history starts
+    /// at a user message where it can). If even the last message leaves no such room, the prompt
+    /// is that message alone as long as one token of answer fits.
+    fn prompt(&self, messages: &[ChatTurn], room: usize) -> Result<Vec<u32>, GenerateError> {
+        let keep = messages
+            .iter()
+            .take_while(|m| m.role == Role::System)
+            .count();
+        let (system, rest) = messages.split_at(keep);
+        let starts: Vec<usize> = (0..rest.len().max(1))
+            .filter(|&i| i == 0 || i + 1 >= rest.len() || rest[i].role == Role::User)
+            .collect();
+        let with_start = |start: usize| {
+            let mut turns = system.to_vec();
+            turns.extend_from_slice(&rest[start.min(rest.len())..]);
+            self.encode(&turns)
+        };
+        let fits = |ids: &[u32], room: usize| ids.len() + room.max(1) <= self.context;
+        // The whole history, usually.
+        let all = with_start(starts[0])?;
+        if fits(&all, room) || starts.len() == 1 {
+            return if fits(&all, 1) {
+                Ok(all)
+            } else {
+                Err(GenerateError::PromptTooLong {
+                    needed: all.len() + 1,
+                    context: self.context,
+                })
+            };
+        }
+        let last = with_start(starts[starts.len() - 1])?;
+        if !fits(&last, room) {
+            return if fits(&last, 1) {
+                Ok(last)
+            } else {
+                Err(GenerateError::PromptTooLong {
+                    needed: last.len() + 1,
+                    context: self.context,
+                })
+            };
+        }
+        // Fewer messages, fewer tokens: find the earliest start that fits by bisection.
+        let (mut bad, mut good, mut ids) = (0, starts.len() - 1, last);
+        while good - bad > 1 {
+            let mid = (bad + good) / 2;
+            let candidate = with_start(starts[mid])?;
+            if fits(&candidate, room) {
+                (good, ids) = (mid, candidate);
+            } else {
+                bad = mid;
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Answers `messages` on the calling thread, calling `on_piece` with each new piece of text
+    /// (whole characters, never part of a stop sequence). Checks `cancel` before every forward
+    /// pass.
     pub fn generate(
         &self,
         messages: &[ChatTurn],
@@ -276,30 +300,12 @@ impl LocalModel {
         on_piece: &mut dyn FnMut(&str),
     ) -> Result<Generation, GenerateError> {
         let started = Instant::now();
-        let prompt = self.prompt(messages, 1)?;
+        let prompt = self.prompt(messages, params.max_tokens as usize)?;
         let max_new = (params.max_tokens as usize).min(self.context - prompt.len());
+        // A clone shares the weights (reference-counted) and brings an empty KV cache of its own.
         let mut weights = self.weights.clone();
-        let sampling = if params.temperature <= 0.0 {
-            Sampling::ArgMax
-        } else {
-            match params.top_p {
-                Some(p) if p < 1.0 => Sampling::TopP {
-                    p: f64::from(p),
-                    temperature: f64::from(params.temperature),
-                },
-                _ => Sampling::All {
-                    temperature: f64::from(params.temperature),
-                },
-            }
-        };
-        let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
-        let mut detok = Detokenizer {
-            tokenizer: &self.tokenizer,
-            stop: &params.stop,
-            ids: Vec::new(),
-            emitted: 0,
-            text: String::new(),
-        };
+        let mut sampler = params.sampler();
+        let mut stream = TextStream::new(&self.tokenizer, &params.stop);
         let mut input = prompt.clone();
         let mut position = 0;
         let mut generated: Vec<u32> = Vec::new();
@@ -315,19 +321,9 @@ impl LocalModel {
             let logits = weights
                 .forward(&x, position)
                 .and_then(|l| l.squeeze(0))
+                .and_then(|l| params.penalize(l, &generated))
                 .map_err(model_err)?;
             position += input.len();
-            let logits = if params.repeat_penalty == 1.0 || generated.is_empty() {
-                logits
-            } else {
-                let from = generated.len().saturating_sub(params.repeat_last_n);
-                candle_transformers::utils::apply_repeat_penalty(
-                    &logits,
-                    params.repeat_penalty,
-                    &generated[from..],
-                )
-                .map_err(model_err)?
-            };
             let next = sampler.sample(&logits).map_err(model_err)?;
             first_token.get_or_insert_with(Instant::now);
             if self.eos.contains(&next) {
@@ -335,15 +331,16 @@ impl LocalModel {
                 break;
             }
             generated.push(next);
-            if detok.push(next, on_piece)? {
+            if stream.push(next, on_piece).map_err(GenerateError::Model)? {
                 finish = FinishReason::Stop;
                 break;
             }
             input = vec![next];
         }
+        let text = stream.finish(on_piece).map_err(GenerateError::Model)?;
         let first = first_token.unwrap_or_else(Instant::now);
         Ok(Generation {
-            text: detok.text,
+            text,
             prompt_tokens: prompt.len() as u32,
             completion_tokens: generated.len() as u32,
             time_to_first_token: first.duration_since(started),

@@ -115,6 +115,46 @@ fn cancel_stops_within_a_token() {
 }
 
 #[test]
+fn cancel_from_another_thread_returns_within_a_token() {
+    let model = load();
+    let cancel = CancellationToken::new();
+    let (first_piece, wait) = std::sync::mpsc::channel::<()>();
+    let canceller = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            wait.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            cancel.cancel();
+            Instant::now()
+        })
+    };
+    let mut after_cancel = 0;
+    let result = model.generate(
+        &ask("Count to one hundred."),
+        &greedy(400),
+        &cancel,
+        &mut |_| {
+            let _ = first_piece.send(());
+            if cancel.is_cancelled() {
+                after_cancel += 1;
+            }
+        },
+    );
+    let returned = Instant::now();
+    let cancelled_at = canceller.join().unwrap();
+    assert!(
+        matches!(result, Err(GenerateError::Cancelled)),
+        "{result:?}"
+    );
+    assert!(after_cancel <= 1, "{after_cancel} pieces after the cancel");
+    let late = returned.duration_since(cancelled_at);
+    assert!(
+        late < Duration::from_secs(2),
+        "returned {late:?} after the cancel"
+    );
+}
+
+#[test]
 fn stop_sequences_are_never_emitted() {
     let model = load();
     let free = model
@@ -170,4 +210,124 @@ fn a_missing_or_foreign_file_is_a_clear_error() {
     };
     assert!(e.contains("not a GGUF"), "{e}");
     let _ = std::fs::remove_file(not_gguf);
+}
+
+#[test]
+fn a_cancelled_or_foreign_architecture_load_fails_clearly() {
+    let device = DeviceHost::new(Box::new(CpuBackend), Duration::from_secs(60));
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let loader = LocalLoader {
+        path: embedded_path(),
+        device: device.clone(),
+    };
+    let Err(e) = loader.load(&|_| {}, &cancel) else {
+        panic!("a cancelled load succeeded")
+    };
+    assert!(e.contains("cancelled"), "{e}");
+    let qwen = std::env::temp_dir().join(format!("qwen-{}.gguf", std::process::id()));
+    let arch = gguf_file::Value::String("qwen2".into());
+    let mut f = std::fs::File::create(&qwen).unwrap();
+    gguf_file::write(&mut f, &[("general.architecture", &arch)], &[]).unwrap();
+    drop(f);
+    let loader = LocalLoader {
+        path: qwen.clone(),
+        device,
+    };
+    let Err(e) = loader.load(&|_| {}, &CancellationToken::new()) else {
+        panic!("loaded a qwen2 file")
+    };
+    let _ = std::fs::remove_file(qwen);
+    assert_eq!(e, "unsupported architecture qwen2: only llama is supported");
+}
+
+#[test]
+fn the_loaded_model_describes_itself_and_is_shareable() {
+    fn shareable<T: Send + Sync>(_: &T) {}
+    let mut fractions = vec![];
+    let progress = std::sync::Mutex::new(&mut fractions);
+    let loader = LocalLoader {
+        path: embedded_path(),
+        device: DeviceHost::new(Box::new(CpuBackend), Duration::from_secs(60)),
+    };
+    let model = loader
+        .load(
+            &|f| progress.lock().unwrap().push(f),
+            &CancellationToken::new(),
+        )
+        .unwrap();
+    shareable(&model);
+    assert_eq!(fractions.last(), Some(&1.0));
+    assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "{fractions:?}");
+    assert_eq!(model.name(), "SmolLM2-135M-Instruct.Q8_0");
+    assert!(model.memory_bytes() > 100_000_000);
+    assert!(model.eos_tokens().contains(&2), "{:?}", model.eos_tokens());
+    assert_eq!(
+        model.context_length(),
+        4096,
+        "8192 in the file, capped by candle"
+    );
+}
+
+fn turn(role: Role, content: String) -> ChatTurn {
+    ChatTurn { role, content }
+}
+
+#[test]
+fn old_history_is_trimmed_to_leave_room_for_the_answer() {
+    let model = load();
+    let long = |tag: &str| format!("{tag} {}", "lorem ipsum dolor ".repeat(120));
+    let history = vec![
+        turn(Role::System, "Be brief.".into()),
+        turn(Role::User, long("FIRST")),
+        turn(Role::Assistant, long("SECOND")),
+        turn(Role::User, long("THIRD")),
+        turn(Role::Assistant, long("FOURTH")),
+        turn(Role::User, "LAST question?".into()),
+    ];
+    let text = |ids: &[u32]| model.tokenizer.decode(ids, false).unwrap();
+    // Everything fits with a small answer.
+    let all = model.prompt(&history, 16).unwrap();
+    assert!(text(&all).contains("FIRST"));
+    // Room for all but about two long messages: the oldest exchange goes, the answer fits.
+    let n = model.tokenizer.encode(long("X"), false).unwrap().len();
+    assert!((100..900).contains(&n), "{n} tokens per long message");
+    let room = model.context_length() - 2 * n - 200;
+    let ids = model.prompt(&history, room).unwrap();
+    let shown = text(&ids);
+    assert!(ids.len() + room <= model.context_length());
+    assert!(
+        shown.starts_with("<|im_start|>system\nBe brief.<|im_end|>"),
+        "{shown:.80}"
+    );
+    assert!(!shown.contains("FIRST") && !shown.contains("SECOND"));
+    assert!(shown.contains("<|im_start|>user\nTHIRD") && shown.contains("LAST question?"));
+    // Room for more than the context: the last message alone, the answer cut by the context.
+    let ids = model.prompt(&history, 10_000).unwrap();
+    let shown = text(&ids);
+    assert!(!shown.contains("THIRD") && shown.contains("LAST question?"));
+    // Even the last message alone is too long: an error, not a panic.
+    let huge = vec![turn(Role::User, "hello ".repeat(5_000))];
+    let err = model
+        .generate(&huge, &greedy(8), &CancellationToken::new(), &mut |_| {})
+        .unwrap_err();
+    assert!(
+        matches!(err, GenerateError::PromptTooLong { needed, context: 4096 } if needed > 4096),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn max_tokens_ends_with_length() {
+    let model = load();
+    let g = model
+        .generate(
+            &ask("Write a long poem about the sea."),
+            &greedy(5),
+            &CancellationToken::new(),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(g.completion_tokens, 5);
+    assert_eq!(g.finish_reason, FinishReason::Length);
 }

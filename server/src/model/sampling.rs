@@ -1,6 +1,15 @@
-//! Sampling settings for generation, with the shipped defaults: a 135M model wanders, so the
-//! defaults keep it focused (low temperature, nucleus sampling, a repeat penalty). Requests may
-//! override max_tokens, temperature, top_p and stop. Plain data.
+//! Sampling settings for generation, with the shipped defaults, and how generated tokens become
+//! text: [`SamplingParams`] builds candle's [`LogitsProcessor`] and applies the repeat penalty;
+//! [`TextStream`] turns token ids into pieces of text that are always whole UTF-8 characters
+//! and never contain (any start of) a stop sequence.
+//!
+//! The defaults suit a 135M model, which wanders: a low temperature, nucleus sampling and a
+//! repeat penalty keep it focused. Requests may override max_tokens, temperature, top_p and stop.
+//!
+//! Concurrency: plain data; a [`TextStream`] belongs to one generation on one thread.
+
+use candle_core::Tensor;
+use candle_transformers::generation::{LogitsProcessor, Sampling};
 
 /// How to pick each next token.
 #[derive(Clone, Debug, PartialEq)]
@@ -11,11 +20,12 @@ pub struct SamplingParams {
     pub temperature: f32,
     /// Nucleus sampling: only the most likely tokens whose probabilities sum to this.
     pub top_p: Option<f32>,
-    /// Penalty on tokens seen among the last `repeat_last_n` (1 = none).
+    /// Penalty on tokens generated among the last `repeat_last_n` (1 = none). The prompt is not
+    /// penalised: an answer may repeat the question's words.
     pub repeat_penalty: f32,
     /// How many recent tokens the repeat penalty looks at.
     pub repeat_last_n: usize,
-    /// Stop before any of these would be emitted.
+    /// Stop before any of these would be emitted (empty strings are ignored).
     pub stop: Vec<String>,
     /// The sampler's seed (the same seed, prompt and settings give the same answer).
     pub seed: u64,
@@ -32,5 +42,197 @@ impl Default for SamplingParams {
             stop: Vec::new(),
             seed: 0,
         }
+    }
+}
+
+impl SamplingParams {
+    /// candle's sampler for these settings: greedy when the temperature is 0 (or not a number,
+    /// or top_p is 0), nucleus sampling when top_p < 1, otherwise the whole distribution.
+    pub fn sampler(&self) -> LogitsProcessor {
+        let t = f64::from(self.temperature);
+        let sampling = match self.top_p.map(f64::from) {
+            _ if t.is_nan() || t <= 0.0 => Sampling::ArgMax,
+            Some(p) if p.is_nan() || p <= 0.0 => Sampling::ArgMax,
+            Some(p) if p < 1.0 => Sampling::TopP { p, temperature: t },
+            _ => Sampling::All { temperature: t },
+        };
+        LogitsProcessor::from_sampling(self.seed, sampling)
+    }
+
+    /// `logits` with the repeat penalty applied to the last `repeat_last_n` of `generated`.
+    pub fn penalize(&self, logits: Tensor, generated: &[u32]) -> candle_core::Result<Tensor> {
+        if self.repeat_penalty == 1.0 || generated.is_empty() || self.repeat_last_n == 0 {
+            return Ok(logits);
+        }
+        let from = generated.len().saturating_sub(self.repeat_last_n);
+        candle_transformers::utils::apply_repeat_penalty(
+            &logits,
+            self.repeat_penalty,
+            &generated[from..],
+        )
+    }
+}
+
+/// Generated text, handed out as it becomes final: whole characters only, and nothing that is or
+/// could still become a stop sequence.
+pub struct TextStream<'a> {
+    /// Decodes the ids.
+    tokenizer: &'a tokenizers::Tokenizer,
+    /// The non-empty stop sequences.
+    stop: Vec<&'a str>,
+    /// Every id generated so far.
+    ids: Vec<u32>,
+    /// Bytes of the decoded text already handed out.
+    emitted: usize,
+    /// Everything handed out (the answer so far).
+    text: String,
+    /// A stop sequence was reached: nothing more is handed out.
+    stopped: bool,
+}
+
+impl<'a> TextStream<'a> {
+    /// An empty stream for one answer.
+    pub fn new(tokenizer: &'a tokenizers::Tokenizer, stop: &'a [String]) -> Self {
+        TextStream {
+            tokenizer,
+            stop: stop
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
+                .collect(),
+            ids: Vec::new(),
+            emitted: 0,
+            text: String::new(),
+            stopped: false,
+        }
+    }
+
+    /// Adds a generated token and hands out what became final. Returns true once a stop sequence
+    /// is reached (the text before it is handed out; the sequence and what follows are not).
+    pub fn push(&mut self, id: u32, on_piece: &mut dyn FnMut(&str)) -> Result<bool, String> {
+        if self.stopped {
+            return Ok(true);
+        }
+        self.ids.push(id);
+        let full = self.decode()?;
+        if full.ends_with('\u{FFFD}') {
+            return Ok(false); // half a character so far: wait for the rest
+        }
+        let fresh = &full[self.emitted..];
+        let mut end = full.len();
+        if let Some(at) = self.stop.iter().filter_map(|s| fresh.find(s)).min() {
+            end = self.emitted + at;
+            self.stopped = true;
+        } else {
+            // Hold back the longest tail that begins some stop sequence.
+            for s in &self.stop {
+                for (i, _) in s.char_indices().skip(1) {
+                    if fresh.ends_with(&s[..i]) {
+                        end = end.min(full.len() - i);
+                    }
+                }
+            }
+        }
+        self.emit(&full, end, on_piece);
+        Ok(self.stopped)
+    }
+
+    /// Ends the answer: hands out any text held back for a stop sequence that never came (but
+    /// not a trailing half character), and returns the whole answer.
+    pub fn finish(mut self, on_piece: &mut dyn FnMut(&str)) -> Result<String, String> {
+        if !self.stopped {
+            let full = self.decode()?;
+            let end = full.trim_end_matches('\u{FFFD}').len().max(self.emitted);
+            self.emit(&full, end, on_piece);
+        }
+        Ok(self.text)
+    }
+
+    fn decode(&self) -> Result<String, String> {
+        self.tokenizer
+            .decode(&self.ids, true)
+            .map_err(|e| e.to_string())
+    }
+
+    fn emit(&mut self, full: &str, end: usize, on_piece: &mut dyn FnMut(&str)) {
+        if end > self.emitted && full.is_char_boundary(end) {
+            let piece = &full[self.emitted..end];
+            on_piece(piece);
+            self.text.push_str(piece);
+            self.emitted = end;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::local::tests::embedded_content;
+    use crate::model::tokenizer::tokenizer_from_gguf;
+
+    /// Streams `text` token by token (its own tokenization), returning the pieces, the answer
+    /// and whether a stop sequence ended it.
+    fn stream(text: &str, stop: &[&str]) -> (Vec<String>, String, bool) {
+        let tokenizer = tokenizer_from_gguf(&embedded_content()).unwrap();
+        let stop: Vec<String> = stop.iter().map(|s| s.to_string()).collect();
+        let ids = tokenizer.encode(text, false).unwrap().get_ids().to_vec();
+        let mut s = TextStream::new(&tokenizer, &stop);
+        let mut pieces = vec![];
+        let mut stopped = false;
+        for id in ids {
+            stopped = s.push(id, &mut |p| pieces.push(p.to_owned())).unwrap();
+            if stopped {
+                break;
+            }
+        }
+        let text = s.finish(&mut |p| pieces.push(p.to_owned())).unwrap();
+        (pieces, text, stopped)
+    }
+
+    #[test]
+    fn pieces_are_whole_characters_and_add_up_to_the_text() {
+        let text = "Crab 🦀, café, 東京, 👩‍💻 and 12345.";
+        let (pieces, out, stopped) = stream(text, &[]);
+        assert_eq!(out, text);
+        assert_eq!(pieces.concat(), text);
+        assert!(!stopped);
+        assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}')), "{pieces:?}");
+        assert!(pieces.len() > 10, "streamed, not handed out at the end");
+    }
+
+    #[test]
+    fn stop_sequences_and_their_starts_are_held_back() {
+        let (pieces, out, stopped) = stream("Hello there. User: next question", &["User:", ""]);
+        assert_eq!(out, "Hello there. ");
+        assert_eq!(pieces.concat(), out);
+        assert!(stopped);
+        // A tail that only looks like the start of a stop sequence comes out at the end.
+        let (pieces, out, stopped) = stream("one two Us", &["User:"]);
+        assert_eq!(out, "one two Us");
+        assert_eq!(pieces.last().map(String::as_str), Some("Us"));
+        assert!(!stopped);
+    }
+
+    #[test]
+    fn sampler_settings_map_to_candle() {
+        let logits = Tensor::new(&[0.1f32, 3.0, 0.2], &candle_core::Device::Cpu).unwrap();
+        for p in [
+            SamplingParams {
+                temperature: 0.0,
+                ..Default::default()
+            },
+            SamplingParams {
+                top_p: Some(0.0),
+                ..Default::default()
+            },
+            SamplingParams {
+                temperature: f32::NAN,
+                ..Default::default()
+            },
+        ] {
+            assert_eq!(p.sampler().sample(&logits).unwrap(), 1);
+        }
+        let penalized = SamplingParams::default().penalize(logits, &[1]).unwrap();
+        assert!((penalized.to_vec1::<f32>().unwrap()[1] - 2.5).abs() < 1e-5);
     }
 }

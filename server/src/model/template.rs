@@ -105,6 +105,15 @@ mod tests {
     }
 
     #[test]
+    fn the_literal_above_is_the_embedded_models_template() {
+        let content = crate::model::local::tests::embedded_content();
+        let shipped = content.metadata["tokenizer.chat_template"]
+            .to_string()
+            .unwrap();
+        assert_eq!(shipped, SMOLLM2);
+    }
+
+    #[test]
     fn chatml_is_the_fallback_and_python_methods_work() {
         let t = ChatTemplate::new(None, "", "").unwrap();
         assert_eq!(

@@ -1,9 +1,13 @@
 //! The tokenizer of a GGUF model, built from the file's own metadata with the `tokenizers`
 //! crate: GPT-2 style byte-level BPE (`tokenizer.ggml.model = "gpt2"`) from
 //! `tokenizer.ggml.tokens` and `tokenizer.ggml.merges`, with control tokens (type 3, such as
-//! `<|im_start|>`) as special tokens that encode whole. The pre-tokenizer follows
-//! `tokenizer.ggml.pre`: SmolLM's splits digits one by one before the byte-level split. So any
-//! GGUF of this family runs with nothing but its file.
+//! `<|im_start|>`; special, so skipped when decoding an answer) and user-defined tokens (type 4)
+//! as added tokens that encode whole wherever they appear in the text. The pre-tokenizer follows
+//! `tokenizer.ggml.pre`: `smollm`, `starcoder` and `refact` split digits one by one before the
+//! byte-level split (GPT-2's regex, no prefix space); `gpt2`, `default` or none is the byte-level
+//! split alone. Anything else (SentencePiece `llama`, `llama-bpe`, `qwen2`, ...) is refused with
+//! an error naming it, rather than tokenized subtly wrong. So any GGUF of this family runs with
+//! nothing but its file.
 //!
 //! Concurrency: pure construction; the tokenizer is immutable afterwards and shared.
 
@@ -135,7 +139,15 @@ mod tests {
             assert_eq!(t.decode(&ids, false).unwrap(), text);
         }
         let ids = t.encode("12345", false).unwrap().get_ids().to_vec();
-        assert_eq!(ids.len(), 5, "digits are split one by one");
+        let digits: Vec<String> = ids
+            .iter()
+            .map(|&i| t.decode(&[i], false).unwrap())
+            .collect();
+        assert_eq!(
+            digits,
+            ["1", "2", "3", "4", "5"],
+            "digits are split one by one"
+        );
         let ids = t
             .encode("<|im_start|>user\nhi<|im_end|>", false)
             .unwrap()
@@ -144,5 +156,33 @@ mod tests {
         assert_eq!(ids.first(), Some(&1));
         assert_eq!(ids.last(), Some(&2));
         assert_eq!(t.token_to_id("<|endoftext|>"), Some(0));
+    }
+
+    #[test]
+    fn other_tokenizers_are_refused_by_name() {
+        let gguf = |model: &str, pre: &str| {
+            let (model, pre) = (Value::String(model.into()), Value::String(pre.into()));
+            let tokens = Value::Array(vec![Value::String("a".into())]);
+            let merges = Value::Array(vec![]);
+            let mut buf = std::io::Cursor::new(Vec::new());
+            candle_core::quantized::gguf_file::write(
+                &mut buf,
+                &[
+                    ("tokenizer.ggml.model", &model),
+                    ("tokenizer.ggml.pre", &pre),
+                    ("tokenizer.ggml.tokens", &tokens),
+                    ("tokenizer.ggml.merges", &merges),
+                ],
+                &[],
+            )
+            .unwrap();
+            buf.set_position(0);
+            Content::read(&mut buf).unwrap()
+        };
+        let e = tokenizer_from_gguf(&gguf("llama", "default")).unwrap_err();
+        assert!(e.contains("\"llama\""), "{e}");
+        let e = tokenizer_from_gguf(&gguf("gpt2", "qwen2")).unwrap_err();
+        assert!(e.contains("\"qwen2\""), "{e}");
+        assert!(tokenizer_from_gguf(&gguf("gpt2", "gpt2")).is_ok());
     }
 }

@@ -4,19 +4,25 @@
 //! read, continue or delete another's conversation, whatever id it sends: an id that exists but
 //! belongs to someone else gets exactly the answer an unknown id gets.
 //!
-//! Concurrency: one background thread (tokio-rusqlite) owns the connection; the async API sends
-//! it closures and awaits their answers, so the runtime never blocks on SQLite and nothing here
-//! ever waits on the device. A write is committed when its call returns.
+//! Concurrency: only the store's thread touches the connection. One background thread
+//! (tokio-rusqlite) owns it; the async API sends that thread closures and awaits their answers,
+//! so the runtime never blocks on SQLite, calls from many tasks are served one at a time in
+//! order, and nothing here ever waits on the device. Each call is one transaction at most, and a
+//! write is committed when its call returns. [`Store`] is a handle: clones share the thread.
+//!
+//! Layout: this file has the API; `sql` the migrations, settings, column codecs and shared
+//! queries; `tests` the unit tests.
 
 use crate::session::SessionId;
 use app::chat::{
     Conversation, ConversationId, ConversationSummary, MessageStatus, Role, StoredMessage,
 };
 use rusqlite::{params, OptionalExtension};
-use rusqlite_migration::{Migrations, M};
+use sql::{bump, configure, messages, millis, now_ms, owned, rfc3339, role_str, status_str};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
+mod sql;
 #[cfg(test)]
 mod tests;
 
@@ -55,11 +61,6 @@ impl From<StoreError> for crate::error::AppError {
     }
 }
 
-/// The schema's versions, oldest first. Never edit a released migration: add one.
-fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../../migrations/0001_init.sql"))])
-}
-
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -67,93 +68,18 @@ pub struct Store {
     conn: tokio_rusqlite::Connection,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn rfc3339(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-fn role_str(r: Role) -> &'static str {
-    r.as_str()
-}
-
-fn parse_role(s: &str) -> Role {
-    match s {
-        "system" => Role::System,
-        "assistant" => Role::Assistant,
-        _ => Role::User,
-    }
-}
-
-fn status_str(s: MessageStatus) -> &'static str {
-    match s {
-        MessageStatus::Complete => "complete",
-        MessageStatus::Stopped => "stopped",
-        MessageStatus::Failed => "failed",
-    }
-}
-
-fn parse_status(s: &str) -> MessageStatus {
-    match s {
-        "stopped" => MessageStatus::Stopped,
-        "failed" => MessageStatus::Failed,
-        _ => MessageStatus::Complete,
-    }
-}
-
-fn configure(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    migrations()
-        .to_latest(conn)
-        .map_err(|e| StoreError::Database(e.to_string()))
-}
-
-/// Whether `conversation` exists and belongs to `session`.
-fn owned(c: &rusqlite::Connection, session: &str, conversation: &str) -> Result<bool, StoreError> {
-    Ok(c.query_row(
-        "SELECT 1 FROM conversations WHERE id = ?1 AND session_id = ?2",
-        params![conversation, session],
-        |_| Ok(()),
-    )
-    .optional()?
-    .is_some())
-}
-
-fn messages(
-    c: &rusqlite::Connection,
-    conversation: &str,
-) -> Result<Vec<StoredMessage>, StoreError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT id, role, content, status, created_at FROM messages
-         WHERE conversation_id = ?1 ORDER BY id",
-    )?;
-    let rows = stmt.query_map(params![conversation], |r| {
-        Ok(StoredMessage {
-            id: r.get(0)?,
-            role: parse_role(&r.get::<_, String>(1)?),
-            content: r.get(2)?,
-            status: parse_status(&r.get::<_, String>(3)?),
-            created_at: rfc3339(r.get(4)?),
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
 impl Store {
     /// Opens (creating it and its folder if needed) the database at `path` and migrates it.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Database(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            let dir = dir.to_owned();
+            tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    StoreError::Database(format!("cannot create {}: {e}", dir.display()))
+                })
+            })
+            .await
+            .map_err(|e| StoreError::Database(format!("creating the folder: {e}")))??;
         }
         let conn = tokio_rusqlite::Connection::open(path).await?;
         Self::setup(conn).await
@@ -186,16 +112,8 @@ impl Store {
     /// Records a session (or bumps its `last_seen`).
     pub async fn touch_session(&self, session: &SessionId) -> Result<(), StoreError> {
         let id = session.as_str().to_owned();
-        self.run(move |c| {
-            let now = now_ms();
-            c.execute(
-                "INSERT INTO sessions (id, created_at, last_seen) VALUES (?1, ?2, ?2)
-                 ON CONFLICT(id) DO UPDATE SET last_seen = excluded.last_seen",
-                params![id, now],
-            )?;
-            Ok(())
-        })
-        .await
+        self.run(move |c| sql::upsert_session(c, &id, now_ms()))
+            .await
     }
 
     /// Starts a conversation for `session` (recording the session if it is new).
@@ -210,11 +128,9 @@ impl Store {
         self.run(move |c| {
             let tx = c.transaction()?;
             let now = now_ms();
-            tx.execute(
-                "INSERT INTO sessions (id, created_at, last_seen) VALUES (?1, ?2, ?2)
-                 ON CONFLICT(id) DO UPDATE SET last_seen = excluded.last_seen",
-                params![sid, now],
-            )?;
+            // The session's row is made here when it is missing: the middleware records only
+            // the sessions it creates, not every valid-looking id a client sends.
+            sql::upsert_session(&tx, &sid, now)?;
             tx.execute(
                 "INSERT INTO conversations (id, session_id, title, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?4)",
@@ -262,7 +178,9 @@ impl Store {
     ) -> Result<Option<Conversation>, StoreError> {
         let (sid, cid) = (session.as_str().to_owned(), id.0.clone());
         self.run(move |c| {
-            let head = c
+            // One read transaction: the head and the messages are of the same moment.
+            let tx = c.transaction()?;
+            let head = tx
                 .query_row(
                     "SELECT title, created_at, updated_at FROM conversations
                      WHERE id = ?1 AND session_id = ?2",
@@ -280,7 +198,7 @@ impl Store {
                 return Ok(None);
             };
             Ok(Some(Conversation {
-                messages: messages(c, &cid)?,
+                messages: messages(&tx, &sid, &cid)?,
                 id: ConversationId(cid),
                 title,
                 created_at: rfc3339(created),
@@ -298,10 +216,11 @@ impl Store {
     ) -> Result<Option<Vec<StoredMessage>>, StoreError> {
         let (sid, cid) = (session.as_str().to_owned(), id.0.clone());
         self.run(move |c| {
-            if !owned(c, &sid, &cid)? {
+            let tx = c.transaction()?;
+            if !owned(&tx, &sid, &cid)? {
                 return Ok(None);
             }
-            Ok(Some(messages(c, &cid)?))
+            Ok(Some(messages(&tx, &sid, &cid)?))
         })
         .await
     }
@@ -332,10 +251,7 @@ impl Store {
                 params![cid, role_str(role), content, status_str(status), now],
             )?;
             let mid = tx.last_insert_rowid();
-            tx.execute(
-                "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
-                params![cid, now],
-            )?;
+            bump(&tx, &cid, now)?;
             tx.commit()?;
             Ok(mid)
         })
@@ -355,18 +271,16 @@ impl Store {
             if !owned(&tx, &sid, &cid)? {
                 return Err(StoreError::NotFound);
             }
-            let all = messages(&tx, &cid)?;
+            let all = messages(&tx, &sid, &cid)?;
             let Some(last_user) = all.iter().rposition(|m| m.role == Role::User) else {
                 return Ok(None);
             };
             tx.execute(
-                "DELETE FROM messages WHERE conversation_id = ?1 AND id > ?2",
-                params![cid, all[last_user].id],
+                "DELETE FROM messages WHERE conversation_id = ?1 AND id > ?2
+                 AND conversation_id IN (SELECT id FROM conversations WHERE session_id = ?3)",
+                params![cid, all[last_user].id, sid],
             )?;
-            tx.execute(
-                "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
-                params![cid, now_ms()],
-            )?;
+            bump(&tx, &cid, now_ms())?;
             tx.commit()?;
             Ok(Some(all[last_user].clone()))
         })
@@ -406,9 +320,7 @@ impl Store {
     /// Deletes conversations unchanged since `older_than`, and sessions not seen since then
     /// that have no conversation left. Returns the conversations deleted.
     pub async fn expire(&self, older_than: SystemTime) -> Result<usize, StoreError> {
-        let cutoff = older_than
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let cutoff = millis(older_than);
         self.run(move |c| {
             let tx = c.transaction()?;
             let n = tx.execute(

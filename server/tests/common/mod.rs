@@ -18,6 +18,8 @@ pub use sessions::*;
 /// A running server; dropping it shuts the server down.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Its SQLite database (a file of its own; tests may open it to set up data).
+    pub db: std::path::PathBuf,
     _stop: oneshot::Sender<()>,
     /// The server's own database folder, when it has one (removed on drop).
     _dir: Option<TempDir>,
@@ -47,8 +49,8 @@ impl TestServer {
 
     /// Starts a server on the database in `dir` (which outlives it: for restart tests).
     pub async fn start_in(dir: &TempDir, flags: &[&str]) -> TestServer {
-        let db = dir.path().join("turnstile.sqlite3");
-        let db = db.to_str().unwrap().to_owned();
+        let db_path = dir.path().join("turnstile.sqlite3");
+        let db = db_path.to_str().unwrap().to_owned();
         let model = model_path();
         let mut args = vec![
             "turnstile",
@@ -71,6 +73,7 @@ impl TestServer {
         // Requests made before the server has opened its database wait in the listen backlog.
         TestServer {
             addr,
+            db: db_path,
             _stop: stop,
             _dir: None,
         }
