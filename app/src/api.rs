@@ -144,6 +144,12 @@ pub struct QueueStats {
     pub cancelled: u64,
     /// Jobs refused or failed since start, by error code.
     pub rejected: Vec<(String, u64)>,
+    /// Sessions (or API keys, or anonymous addresses) with jobs waiting now.
+    #[serde(default)]
+    pub parties_waiting: u64,
+    /// How waiting jobs are ordered: `fair` or `fifo`.
+    #[serde(default)]
+    pub order: String,
 }
 
 /// The `device` section.
@@ -159,6 +165,31 @@ pub struct DeviceStats {
     pub open_failures: u64,
     /// Seconds the device stays open after its last job.
     pub keep_alive_seconds: f64,
+    /// Seconds the device was busy (some job held it) since start; its rate is the utilization.
+    #[serde(default)]
+    pub busy_seconds_total: f64,
+    /// Busy time over wall time over the last [`DeviceStats::utilization_window_seconds`]
+    /// (0 to 1).
+    #[serde(default)]
+    pub utilization: f64,
+    /// The window `utilization` covers.
+    #[serde(default)]
+    pub utilization_window_seconds: f64,
+    /// Hand-overs measured: times one job's device work ended while another's was queued.
+    #[serde(default)]
+    pub handovers: u64,
+    /// Median idle time of the device between two such jobs, in microseconds.
+    #[serde(default)]
+    pub handover_p50_us: u64,
+    /// 99th percentile of the same.
+    #[serde(default)]
+    pub handover_p99_us: u64,
+    /// Jobs that may hold the device at once (its threads).
+    #[serde(default)]
+    pub threads: u64,
+    /// Threads candle's kernels may use.
+    #[serde(default)]
+    pub compute_threads: u64,
 }
 
 /// The `model` section of `/api/stats` (and `/health`): the chat model manager's state.

@@ -100,10 +100,12 @@ test("a chat answer streams into the page, then becomes a finished message", asy
   const last = await finishedAnswer(page);
   await expect(last).toHaveAttribute("data-status", "complete");
   expect((await bodyText(last)).length).toBeGreaterThan(0);
-  // Token by token: the answer was seen at several lengths, each longer than the one before.
+  // Token by token: the answer was seen at several lengths while it streamed, growing overall.
+  // (Not strictly at every step: Markdown can render a longer text shorter, as when "*word"
+  // becomes an emphasised "word".)
   const lengths: number[] = await page.evaluate(() => (window as any).answerLengths);
   expect(lengths.length).toBeGreaterThanOrEqual(2);
-  for (let i = 1; i < lengths.length; i++) expect(lengths[i]).toBeGreaterThan(lengths[i - 1]);
+  expect(Math.max(...lengths)).toBeGreaterThan(lengths[0]);
 
   // The new conversation is in the URL and in the list; nothing failed.
   await expect(page).toHaveURL(/[?&]c=[0-9A-Za-z_-]+/);

@@ -325,9 +325,10 @@ impl Calculator {
         job: CalcJob,
         ctx: crate::scheduler::RunContext,
     ) -> Result<crate::scheduler::Outcome, JobError> {
-        crate::scheduler::on_device(&ctx.device, move |device| {
+        let cancel = ctx.cancel.clone();
+        ctx.on_device(move |device| {
             let t = Instant::now();
-            let output = execute(&job, device, &ctx.cancel)?;
+            let output = execute(&job, device, &cancel)?;
             Ok(crate::scheduler::Outcome::Tensor {
                 output,
                 compute_ms: t.elapsed().as_secs_f64() * 1e3,

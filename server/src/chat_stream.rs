@@ -45,6 +45,7 @@ pub struct StreamRequest {
 pub async fn chat_stream(
     State(state): State<AppState>,
     Extension(session): Extension<SessionId>,
+    crate::party::RequestParty(party): crate::party::RequestParty,
     body: Result<Json<StreamRequest>, JsonRejection>,
 ) -> Result<Response, AppError> {
     let Json(req) =
@@ -70,6 +71,7 @@ pub async fn chat_stream(
             persist: Some(prepared.persist),
             resumable: true,
             follower: follower.clone(),
+            party,
         },
     )?;
     let reader = Reader {

@@ -35,6 +35,37 @@ pub struct Config {
     #[arg(long, env = "TURNSTILE_MAX_RUN", default_value = "30s", value_parser = humantime::parse_duration)]
     pub max_run: Duration,
 
+    /// Jobs handed to the device ahead of their turn (beyond `max-concurrent`), so the next job
+    /// starts the moment the current one ends; 0 makes the device wait for the scheduler.
+    #[arg(long, env = "TURNSTILE_PREFETCH", default_value_t = 1)]
+    pub prefetch: usize,
+
+    /// The order waiting jobs run in: `fair` (start-time fair queuing across sessions) or
+    /// `fifo` (arrival order).
+    #[arg(
+        long,
+        env = "TURNSTILE_QUEUE_ORDER",
+        value_enum,
+        default_value = "fair"
+    )]
+    pub queue_order: crate::scheduler::QueueOrder,
+
+    /// Most jobs one session (or API key, or anonymous address) may have waiting at once;
+    /// beyond it, `rate_limited` (HTTP 429 with Retry-After). 0 = no cap.
+    #[arg(long, env = "TURNSTILE_MAX_WAITING_PER_SESSION", default_value_t = 32)]
+    pub max_waiting_per_session: usize,
+
+    /// API keys and their weights in the fair queue, `KEY=WEIGHT` (comma-separated), e.g.
+    /// `paid-123=4`. A request carrying a key (`Authorization: Bearer KEY`, `X-API-Key: KEY`, or
+    /// `?api_key=KEY` on the WebSocket) shares the device as that key, with that weight.
+    #[arg(long = "api-key", env = "TURNSTILE_API_KEYS", value_delimiter = ',', value_parser = parse_api_key)]
+    pub api_keys: Vec<ApiKey>,
+
+    /// Threads candle's kernels may use (0 = one less than the machine's cores, at least one:
+    /// a core stays free for the server itself).
+    #[arg(long, env = "TURNSTILE_DEVICE_THREADS", default_value_t = 0)]
+    pub device_threads: usize,
+
     /// Shortest interval between two position messages for one job.
     #[arg(long, env = "TURNSTILE_POSITION_INTERVAL", default_value = "100ms", value_parser = humantime::parse_duration)]
     pub position_interval: Duration,
@@ -96,6 +127,37 @@ pub struct Config {
     pub chat: crate::chat::ChatConfig,
 }
 
+/// An API key and the weight it gives in the fair queue.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// The secret.
+    pub key: String,
+    /// Its weight (at least 1).
+    pub weight: u32,
+}
+
+impl std::fmt::Debug for ApiKey {
+    /// Never prints the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKey(***, weight {})", self.weight)
+    }
+}
+
+fn parse_api_key(s: &str) -> Result<ApiKey, String> {
+    let (key, weight) = s.split_once('=').unwrap_or((s, "1"));
+    let weight: u32 = weight
+        .trim()
+        .parse()
+        .map_err(|_| format!("the weight in {key}=... must be a whole number"))?;
+    if key.trim().is_empty() || weight == 0 {
+        return Err("an API key needs a name and a weight of at least 1 (KEY=WEIGHT)".into());
+    }
+    Ok(ApiKey {
+        key: key.trim().to_owned(),
+        weight,
+    })
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config::parse_from(["turnstile"])
@@ -148,5 +210,18 @@ mod tests {
         assert_eq!(c.max_wait, Duration::from_secs(120));
         assert_eq!(c.position_interval, Duration::from_millis(100));
         assert!(!c.test_mode);
+        assert_eq!(c.queue_order, crate::scheduler::QueueOrder::Fair);
+        assert_eq!(c.max_waiting_per_session, 32);
+        assert_eq!(c.prefetch, 1);
+    }
+
+    #[test]
+    fn api_keys_parse_with_weights_and_never_print() {
+        let c = Config::parse_from(["turnstile", "--api-key", "paid=4,free", "--api-key", "x=2"]);
+        let weights: Vec<u32> = c.api_keys.iter().map(|k| k.weight).collect();
+        assert_eq!(weights, [4, 1, 2]);
+        assert!(!format!("{:?}", c.api_keys).contains("paid"));
+        assert!(Config::try_parse_from(["turnstile", "--api-key", "k=0"]).is_err());
+        assert!(Config::try_parse_from(["turnstile", "--api-key", "k=lots"]).is_err());
     }
 }

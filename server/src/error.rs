@@ -18,6 +18,14 @@ pub enum JobError {
     /// The waiting queue is at its maximum.
     #[error("the queue is full ({0} jobs waiting); try again in a few seconds")]
     QueueFull(usize),
+    /// This client already has its maximum of jobs waiting, or sends too much too fast.
+    #[error("you already have {waiting} jobs waiting, the most one client may; try again in {}", humantime::format_duration(Duration::from_secs(retry_after.as_secs().max(1))))]
+    RateLimited {
+        /// The cap that was reached.
+        waiting: usize,
+        /// When trying again makes sense.
+        retry_after: Duration,
+    },
     /// The job waited longer than the configured maximum.
     #[error("the job waited longer than the maximum of {} for the device", humantime::format_duration(*.0))]
     WaitTimeout(Duration),
@@ -56,6 +64,7 @@ impl JobError {
         match self {
             JobError::InvalidInput(_) => ErrorCode::InvalidInput,
             JobError::QueueFull(_) => ErrorCode::QueueFull,
+            JobError::RateLimited { .. } => ErrorCode::RateLimited,
             JobError::WaitTimeout(_) | JobError::RunTimeout(_) | JobError::UpstreamTimeout(_) => {
                 ErrorCode::Timeout
             }
@@ -65,6 +74,15 @@ impl JobError {
             JobError::ModelUnavailable(_) => ErrorCode::ModelUnavailable,
             JobError::NotFound(_) => ErrorCode::NotFound,
             JobError::Internal => ErrorCode::Internal,
+        }
+    }
+
+    /// When the client should try again, if a retry makes sense: the error's own hint, else the
+    /// code's default.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            JobError::RateLimited { retry_after, .. } => Some(*retry_after),
+            other => retry_after_secs(other.code()).map(Duration::from_secs),
         }
     }
 }
@@ -79,6 +97,8 @@ pub struct AppError {
     pub message: String,
     /// The request's id, echoed in the body.
     pub request_id: Option<String>,
+    /// When to retry (the `Retry-After` header), if not the code's default.
+    pub retry_after: Option<Duration>,
 }
 
 impl AppError {
@@ -88,6 +108,7 @@ impl AppError {
             code,
             message: message.into(),
             request_id: None,
+            retry_after: None,
         }
     }
 
@@ -100,7 +121,10 @@ impl AppError {
 
 impl From<JobError> for AppError {
     fn from(e: JobError) -> Self {
-        AppError::new(e.code(), e.to_string())
+        AppError {
+            retry_after: e.retry_after(),
+            ..AppError::new(e.code(), e.to_string())
+        }
     }
 }
 
@@ -141,10 +165,14 @@ impl IntoResponse for AppError {
             request_id: self.request_id,
         };
         let mut response = (status, Json(body)).into_response();
-        if let Some(secs) = retry_after_secs(self.code) {
+        let retry = self
+            .retry_after
+            .map(|d| d.as_secs_f64().ceil() as u64)
+            .or_else(|| retry_after_secs(self.code));
+        if let Some(secs) = retry {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response
     }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod job;
 pub mod model;
 pub mod openai;
+pub mod party;
 pub mod relay;
 pub mod routes;
 pub mod scheduler;
@@ -86,7 +87,14 @@ pub async fn state(
     addr: std::net::SocketAddr,
     shutdown: CancellationToken,
 ) -> std::io::Result<AppState> {
-    let device = DeviceHost::new(backend(), config.device_keep_alive);
+    let device = DeviceHost::with_workers(
+        backend(),
+        config.device_keep_alive,
+        device::WorkerConfig {
+            slots: config.max_concurrent.max(1),
+            compute_threads: config.device_threads,
+        },
+    );
     let calculator = Calculator {
         limits: CalcLimits {
             max_elements: config.max_elements,
@@ -113,8 +121,11 @@ pub async fn state(
             max_waiting: config.max_waiting,
             max_wait: config.max_wait,
             max_run: config.max_run,
+            prefetch: config.prefetch,
             position_interval: config.position_interval,
             initial_run_estimate: Duration::from_millis(50),
+            order: config.queue_order,
+            max_waiting_per_party: config.max_waiting_per_session,
         },
         Arc::clone(&device),
         Arc::new(JobExecutor {
@@ -256,7 +267,10 @@ pub async fn run(
             stop.cancel();
         }
     };
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(signal)
-        .await
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .await
 }

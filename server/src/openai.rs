@@ -94,6 +94,7 @@ pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
 /// `POST /v1/chat/completions`.
 pub async fn completions(
     State(state): State<AppState>,
+    crate::party::RequestParty(party): crate::party::RequestParty,
     body: Result<Json<ChatCompletionRequest>, JsonRejection>,
 ) -> Response {
     let req = match body {
@@ -120,7 +121,7 @@ pub async fn completions(
         params,
     });
     let (tx, rx) = mpsc::channel(64);
-    let ticket = match state.scheduler.submit(work, tx) {
+    let ticket = match state.scheduler.submit(work, party, tx) {
         Ok(t) => t,
         Err(e) => return job_error(e),
     };

@@ -166,6 +166,8 @@ pub struct Submission {
     pub resumable: bool,
     /// The connection that submits it (it follows the job from the start).
     pub follower: Follower,
+    /// Who the job is for, in the fair queue.
+    pub party: crate::scheduler::Party,
 }
 
 impl Relay {
@@ -187,7 +189,7 @@ impl Relay {
         sub: Submission,
     ) -> Result<JobId, JobError> {
         let (tx, rx): (EventSink, _) = mpsc::channel(JOB_EVENTS);
-        let ticket = scheduler.submit(work, tx)?;
+        let ticket = scheduler.submit(work, sub.party, tx)?;
         let id = ticket.id().clone();
         self.logs.lock().insert(
             id.clone(),

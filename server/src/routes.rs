@@ -30,6 +30,7 @@ fn request_id(headers: &HeaderMap) -> String {
 /// `POST /api/execute`: one calculator job, answered when it is done.
 pub async fn execute(
     State(state): State<AppState>,
+    crate::party::RequestParty(party): crate::party::RequestParty,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ExecuteResponse>, AppError> {
@@ -46,7 +47,7 @@ pub async fn execute(
     let (tx, mut rx) = mpsc::channel(16);
     let ticket = state
         .scheduler
-        .submit(Work::Calc(job), tx)
+        .submit(Work::Calc(job), party, tx)
         .map_err(|e| AppError::from(e).with_request_id(&rid))?;
     tracing::debug!(request_id = %rid, job_id = %ticket.id(), "job submitted over HTTP");
     let mut waited_ms = 0;

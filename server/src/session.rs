@@ -9,8 +9,8 @@
 //! ([`crate::store::Store::create_conversation`]). Ids are unguessable (128 random bits), and
 //! every store query is scoped to the id, so an invented id reaches only an empty session.
 //!
-//! Concurrency: stateless. A new session is recorded in the store from its own task, never on
-//! the request's path (and, as always, only the store's thread touches the connection).
+//! Concurrency: stateless. A new session is not recorded at all until it creates a conversation
+//! (and, as always, only the store's thread touches the connection).
 
 use crate::AppState;
 use axum::extract::{Request, State};
@@ -112,18 +112,13 @@ pub async fn session_layer(
     next: Next,
 ) -> Response {
     let (found, from_cookie) = from_request(&req);
+    // A new session costs nothing until it stores something: its row is made with its first
+    // conversation, so anonymous API traffic never writes to the database.
     let id = match found {
         Some(id) => id,
         None => {
-            let id = SessionId::new();
-            let store = state.store.clone();
-            let new = id.clone();
-            tokio::spawn(async move {
-                if let Err(e) = store.touch_session(&new).await {
-                    tracing::warn!(error = %e, "could not record a new session");
-                }
-            });
-            id
+            req.extensions_mut().insert(crate::party::NewSession);
+            SessionId::new()
         }
     };
     req.extensions_mut().insert(id.clone());

@@ -28,6 +28,7 @@ use tracing::Instrument;
 pub async fn upgrade(
     State(state): State<AppState>,
     Extension(session): Extension<SessionId>,
+    crate::party::RequestParty(party): crate::party::RequestParty,
     headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -52,7 +53,7 @@ pub async fn upgrade(
         .on_upgrade(move |socket| {
             let conn = uuid::Uuid::new_v4().as_u64_pair().0;
             let span = tracing::info_span!("ws", conn_id = %format!("{conn:016x}"));
-            serve(socket, state, session, conn).instrument(span)
+            serve(socket, state, session, party, conn).instrument(span)
         })
 }
 
@@ -69,13 +70,21 @@ impl Drop for ConnectionGuard {
 struct Conn {
     state: AppState,
     session: SessionId,
+    /// Who this connection's jobs are for in the fair queue (its session, or its API key).
+    party: crate::scheduler::Party,
     /// This connection's follower identity, handed to every log it follows.
     follower: Follower,
     /// The jobs it follows, each with the next sequence number to send.
     following: HashMap<JobId, u64>,
 }
 
-async fn serve(socket: WebSocket, state: AppState, session: SessionId, conn: u64) {
+async fn serve(
+    socket: WebSocket,
+    state: AppState,
+    session: SessionId,
+    party: crate::scheduler::Party,
+    conn: u64,
+) {
     state.connections.fetch_add(1, Ordering::Relaxed);
     let _guard = ConnectionGuard(state.clone());
     tracing::debug!("connection opened");
@@ -83,6 +92,7 @@ async fn serve(socket: WebSocket, state: AppState, session: SessionId, conn: u64
     let mut c = Conn {
         state,
         session,
+        party,
         follower: Follower {
             conn,
             notify: Arc::new(Notify::new()),
@@ -218,6 +228,7 @@ impl Conn {
             persist,
             resumable,
             follower: self.follower.clone(),
+            party: self.party.clone(),
         };
         match self.state.relay.submit(&self.state.scheduler, work, sub) {
             Ok(id) => {

@@ -2,7 +2,8 @@
 //! meanwhile), then generates on a blocking thread with a device lease, sending each piece of text
 //! as a token event as soon as it is whole UTF-8.
 //!
-//! Concurrency: runs inside the job's runner, so the job holds its place on the device throughout.
+//! Concurrency: runs on a device thread (the model wait through the runtime's handle), so the job
+//! holds its place on the device throughout.
 //! Generation checks the job's cancellation token before every token, so a cancel or a
 //! disconnect frees the device within one token.
 
@@ -10,7 +11,7 @@ use crate::error::JobError;
 use crate::model::local::{GenerateError, LocalLoader};
 use crate::model::manager::{ModelError, ModelManager};
 use crate::model::sampling::SamplingParams;
-use crate::scheduler::{on_device, JobEvent, Outcome, RunContext};
+use crate::scheduler::{JobEvent, Outcome, RunContext};
 use app::chat::{ChatTurn, ChatUsage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,40 +24,45 @@ pub async fn run(
     token_delay: Duration,
     ctx: RunContext,
 ) -> Result<Outcome, JobError> {
-    let started = Instant::now();
-    let events = ctx.events.clone();
-    let model = tokio::select! {
-        biased;
-        _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
-        model = manager.acquire(|progress| events.try_send(JobEvent::Loading { progress })) => {
-            model.map_err(|ModelError::Unavailable(why)| JobError::ModelUnavailable(why))?
-        }
-    };
-    let cancel = ctx.cancel.clone();
-    let events = ctx.events.clone();
-    let (generation, generate_started) = on_device(&ctx.device, move |_device| {
-        let t = Instant::now();
-        let mut on_piece = |piece: &str| {
-            events.blocking_send(JobEvent::Token {
-                text: piece.to_owned(),
-            });
-            if !token_delay.is_zero() {
-                std::thread::sleep(token_delay);
+    let manager = Arc::clone(manager);
+    let runtime = tokio::runtime::Handle::current();
+    let (cancel, events) = (ctx.cancel.clone(), ctx.events.clone());
+    // The whole answer, model load included, happens on the device thread: the job holds the
+    // device from its start, and `started` precedes `loading` and every token.
+    let (generation, started, generate_started) = ctx
+        .on_device(move |_device| {
+            let started = Instant::now();
+            let model = runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => Err(JobError::Cancelled),
+                    model = manager.acquire(|progress| events.try_send(JobEvent::Loading { progress })) => {
+                        model.map_err(|ModelError::Unavailable(why)| JobError::ModelUnavailable(why))
+                    }
+                }
+            })?;
+            let t = Instant::now();
+            let mut on_piece = |piece: &str| {
+                events.blocking_send(JobEvent::Token {
+                    text: piece.to_owned(),
+                });
+                if !token_delay.is_zero() {
+                    std::thread::sleep(token_delay);
+                }
+            };
+            match model.generate(&messages, &params, &cancel, &mut on_piece) {
+                Ok(g) => Ok((g, started, t)),
+                Err(GenerateError::Cancelled) => Err(JobError::Cancelled),
+                Err(GenerateError::PromptTooLong { .. }) => Err(JobError::InvalidInput(
+                    "the conversation is too long for the model's context; start a new one".into(),
+                )),
+                Err(e) => {
+                    tracing::error!(error = %e, "generation failed");
+                    Err(JobError::DeviceFailed)
+                }
             }
-        };
-        match model.generate(&messages, &params, &cancel, &mut on_piece) {
-            Ok(g) => Ok((g, t)),
-            Err(GenerateError::Cancelled) => Err(JobError::Cancelled),
-            Err(GenerateError::PromptTooLong { .. }) => Err(JobError::InvalidInput(
-                "the conversation is too long for the model's context; start a new one".into(),
-            )),
-            Err(e) => {
-                tracing::error!(error = %e, "generation failed");
-                Err(JobError::DeviceFailed)
-            }
-        }
-    })
-    .await?;
+        })
+        .await?;
     let ttft = generate_started.duration_since(started) + generation.time_to_first_token;
     let decode_secs = generation.decode_time.as_secs_f64();
     let after_first = generation.completion_tokens.saturating_sub(1);

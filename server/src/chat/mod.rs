@@ -30,7 +30,7 @@ pub enum Backend {
     /// The embedded model (or any llama GGUF), run with candle on the shared device.
     Local(Arc<ModelManager<LocalLoader>>),
     /// A remote model server; the queue serializes access to it.
-    Upstream(upstream::Upstream),
+    Upstream(Arc<upstream::Upstream>),
 }
 
 /// The limits a chat request must fit.
@@ -151,7 +151,13 @@ impl ChatEngine {
             Backend::Local(manager) => {
                 local::run(manager, params, work.messages, self.token_delay, ctx).await
             }
-            Backend::Upstream(up) => up.run(work.messages, params, ctx).await,
+            Backend::Upstream(up) => {
+                // A remote model server takes turns like the device: the job holds one of its
+                // places while the answer streams.
+                let (up, inner) = (Arc::clone(up), ctx.clone());
+                ctx.in_slot(async move { up.run(work.messages, params, inner).await })
+                    .await
+            }
         }
     }
 
@@ -256,7 +262,7 @@ impl ChatEngine {
                     .map_err(|e| format!("could not build the HTTP client: {e}"))?;
                 let name = c.model_name.clone().unwrap_or_else(|| model.clone());
                 (
-                    Backend::Upstream(upstream::Upstream {
+                    Backend::Upstream(Arc::new(upstream::Upstream {
                         flavor,
                         base_url,
                         model,
@@ -264,7 +270,7 @@ impl ChatEngine {
                         idle_timeout: c.upstream_timeout,
                         client,
                         last_error: parking_lot::Mutex::new(None),
-                    }),
+                    })),
                     name,
                 )
             }

@@ -11,10 +11,16 @@
 //! Concurrency invariant: only the scheduler task reads or writes the queue, the running set and
 //! the statistics; runners ([`runner`]) talk back to it only through commands.
 
-mod queue;
+mod admission;
+mod context;
+pub mod fair;
+pub mod queue;
 mod runner;
 mod task;
 
+pub use context::{Emitter, RunContext};
+pub(crate) use context::{JobStart, WaitingPlaces};
+pub use fair::{Party, QueueOrder};
 pub use queue::QueueKey;
 
 use crate::device::DeviceHost;
@@ -25,6 +31,7 @@ use app::chat::ChatUsage;
 use app::protocol::JobId;
 use app::tensor::Tensor;
 use futures::future::BoxFuture;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -106,46 +113,11 @@ pub enum Outcome {
     Chat(ChatUsage),
 }
 
-/// What a running job may use: the device, its cancellation token and its owner's events.
-pub struct RunContext {
-    /// The device; take a lease (through [`on_device`]) to compute on it.
-    pub device: Arc<DeviceHost>,
-    /// Fires when the job is cancelled or runs out of time.
-    pub cancel: CancellationToken,
-    /// Sends events (loading, tokens) to the job's owner.
-    pub events: Emitter,
-}
-
-/// Sends one job's events to its owner.
-#[derive(Clone)]
-pub struct Emitter {
-    /// The job.
-    id: JobId,
-    /// The owner's channel.
-    sink: EventSink,
-}
-
-impl Emitter {
-    /// Sends an event, waiting for room (tokens must not be lost). False once the owner is gone.
-    pub async fn send(&self, event: JobEvent) -> bool {
-        self.sink.send((self.id.clone(), event)).await.is_ok()
-    }
-
-    /// The same, from a blocking thread (a device computation).
-    pub fn blocking_send(&self, event: JobEvent) -> bool {
-        self.sink.blocking_send((self.id.clone(), event)).is_ok()
-    }
-
-    /// Sends an event that may be dropped when the owner is behind (progress updates).
-    pub fn try_send(&self, event: JobEvent) {
-        let _ = self.sink.try_send((self.id.clone(), event));
-    }
-}
-
 /// The work jobs do.
 ///
-/// Contract: the future [`Executor::run`] returns completes only after every computation it
-/// started on the device has returned (use [`on_device`]), and returns promptly with
+/// Contract: the future [`Executor::run`] does its device work through
+/// [`RunContext::on_device`] (or holds a place with [`RunContext::in_slot`]), completes only after
+/// that work has returned, and returns promptly with
 /// [`JobError::Cancelled`] once the context's token fires, at its next cancellation point. The
 /// scheduler counts the job as holding the device until then.
 pub trait Executor: Send + Sync + 'static {
@@ -159,31 +131,6 @@ pub trait Executor: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<Outcome, JobError>>;
 }
 
-/// Runs `f` on a blocking thread with a lease on the device, and waits for it to return. A panic
-/// inside `f` releases the lease and becomes [`JobError::DeviceFailed`].
-pub async fn on_device<T, F>(device: &Arc<DeviceHost>, f: F) -> Result<T, JobError>
-where
-    T: Send + 'static,
-    F: FnOnce(&candle_core::Device) -> Result<T, JobError> + Send + 'static,
-{
-    let device = Arc::clone(device);
-    tokio::task::spawn_blocking(move || {
-        let lease = device.lease().map_err(|e| {
-            tracing::error!(error = %e, "device failed to open");
-            JobError::DeviceOpen
-        })?;
-        f(lease.device())
-    })
-    .await
-    .unwrap_or_else(|e| {
-        tracing::error!(
-            panic = e.is_panic(),
-            "job crashed on the device; lease released"
-        );
-        Err(JobError::DeviceFailed)
-    })
-}
-
 /// The scheduler's settings.
 #[derive(Clone, Debug)]
 pub struct SchedulerConfig {
@@ -195,10 +142,35 @@ pub struct SchedulerConfig {
     pub max_wait: Duration,
     /// Longest run before `timeout`.
     pub max_run: Duration,
+    /// Jobs handed to the device ahead of their turn, beyond `max_concurrent` (0 = none): the
+    /// next job is already queued on the device when the current one ends, so the device never
+    /// waits for the scheduler.
+    pub prefetch: usize,
     /// Shortest interval between two position messages for one job.
     pub position_interval: Duration,
     /// ETA guess per job before any job has run.
     pub initial_run_estimate: Duration,
+    /// Fair across parties, or arrival order.
+    pub order: QueueOrder,
+    /// Most jobs one party may have waiting at once (0 = no cap); beyond it, `rate_limited`.
+    pub max_waiting_per_party: usize,
+}
+
+impl Default for SchedulerConfig {
+    /// The server's embedded defaults (see `crate::config`).
+    fn default() -> Self {
+        SchedulerConfig {
+            max_concurrent: 1,
+            max_waiting: 1000,
+            max_wait: Duration::from_secs(120),
+            max_run: Duration::from_secs(30),
+            prefetch: 1,
+            position_interval: Duration::from_millis(100),
+            initial_run_estimate: Duration::from_millis(50),
+            order: QueueOrder::Fair,
+            max_waiting_per_party: 32,
+        }
+    }
 }
 
 /// A point-in-time view for the HTTP endpoints.
@@ -215,13 +187,16 @@ pub struct Snapshot {
 /// Messages to the scheduler task.
 enum Command {
     /// A new job, admitted (it holds a permit).
-    Submit(task::Waiting),
+    Submit(Box<task::Waiting>),
     /// Cancel a job; `notify` tells its owner (an explicit cancel) or not (the owner is gone).
     Cancel { id: JobId, notify: bool },
     /// A runner left the device.
     Finished {
         id: JobId,
-        run: Duration,
+        /// Time from queued to reaching the device (or to the end, if it never did).
+        waited: Duration,
+        /// Time on the device; `None` if it never started (abandoned while prefetched).
+        run: Option<Duration>,
         failure: Option<&'static str>,
     },
     /// A submission was refused before reaching the queue (for statistics).
@@ -241,6 +216,10 @@ pub struct Scheduler {
     executor: Arc<dyn Executor>,
     /// For `queue_full` messages.
     max_waiting: usize,
+    /// Each party's waiting jobs, against its cap.
+    party_caps: Arc<admission::PartyCaps>,
+    /// The scheduler task's moving average of run times, in microseconds (for retry hints).
+    avg_run_us: Arc<AtomicU64>,
 }
 
 /// A submitted job's id; dropping it cancels the job unless it has ended.
@@ -294,30 +273,45 @@ impl Scheduler {
         let (tx, rx) = mpsc::unbounded_channel();
         let permits = Arc::new(Semaphore::new(config.max_waiting));
         let max_waiting = config.max_waiting;
-        task::spawn(
+        let party_caps = admission::PartyCaps::new(config.max_waiting_per_party);
+        let avg_run_us = Arc::new(AtomicU64::new(
+            config.initial_run_estimate.as_micros() as u64
+        ));
+        task::spawn(task::TaskParts {
             config,
             device,
-            Arc::clone(&executor),
-            tx.downgrade(),
+            executor: Arc::clone(&executor),
+            tx: tx.downgrade(),
             rx,
-            Arc::clone(&permits),
+            permits: Arc::clone(&permits),
+            avg_run_us: Arc::clone(&avg_run_us),
             shutdown,
-        );
+        });
         Scheduler {
             tx,
             permits,
             executor,
             max_waiting,
+            party_caps,
+            avg_run_us,
         }
     }
 
-    /// Validates and queues `job` for the owner of `sink`. Its first event is `Accepted`.
-    pub fn submit(&self, job: Work, sink: EventSink) -> Result<JobTicket, JobError> {
+    /// Validates and queues `job` for `party`, whose events go to `sink`. Its first event is
+    /// `Accepted`.
+    pub fn submit(&self, job: Work, party: Party, sink: EventSink) -> Result<JobTicket, JobError> {
         let refuse = |e: JobError| {
             let _ = self.tx.send(Command::Refused(e.code().as_str()));
             e
         };
         self.executor.validate(&job).map_err(refuse)?;
+        let Some(place) = self.party_caps.try_take(&party) else {
+            let avg = Duration::from_micros(self.avg_run_us.load(Ordering::Relaxed));
+            return Err(refuse(JobError::RateLimited {
+                waiting: self.party_caps.max(),
+                retry_after: avg.max(Duration::from_secs(1)),
+            }));
+        };
         let permit: OwnedSemaphorePermit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(p) => p,
             Err(tokio::sync::TryAcquireError::NoPermits) => {
@@ -328,9 +322,9 @@ impl Scheduler {
             }
         };
         let id = JobId(uuid::Uuid::new_v4().simple().to_string());
-        let waiting = task::Waiting::new(id.clone(), job, sink, permit);
+        let waiting = task::Waiting::new(id.clone(), job, party, sink, permit, place);
         self.tx
-            .send(Command::Submit(waiting))
+            .send(Command::Submit(Box::new(waiting)))
             .map_err(|_| JobError::ShuttingDown)?;
         Ok(JobTicket {
             id,
@@ -343,7 +337,9 @@ impl Scheduler {
     pub async fn snapshot(&self) -> Option<Snapshot> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Command::Snapshot(tx)).ok()?;
-        rx.await.ok()
+        let mut snapshot = rx.await.ok()?;
+        snapshot.stats.queue.parties_waiting = self.party_caps.parties() as u64;
+        Some(snapshot)
     }
 }
 

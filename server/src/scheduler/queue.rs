@@ -39,6 +39,9 @@ pub struct WaitQueue<V> {
     /// The smallest key inserted or removed since the last flush: positions from here on may be
     /// stale. `None` when every announced position is current.
     dirty_from: Option<QueueKey>,
+    /// Jobs ahead of the whole queue (handed to the device, not yet started): positions are
+    /// `offset` + rank.
+    offset: u64,
 }
 
 impl<V: Announced> Default for WaitQueue<V> {
@@ -46,6 +49,7 @@ impl<V: Announced> Default for WaitQueue<V> {
         WaitQueue {
             order: BTreeMap::new(),
             dirty_from: None,
+            offset: 0,
         }
     }
 }
@@ -56,13 +60,35 @@ impl<V: Announced> WaitQueue<V> {
         self.order.len()
     }
 
+    /// Whether no job is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Sets how many jobs are ahead of the whole queue. A change moves everyone: all are marked
+    /// for a new announcement.
+    pub fn set_offset(&mut self, offset: u64) {
+        if offset != self.offset {
+            self.offset = offset;
+            if let Some(first) = self.order.iter().next().map(|(k, _)| *k) {
+                self.mark(first);
+            }
+        }
+    }
+
+    /// Jobs ahead of the whole queue.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
     /// Adds an entry and returns its 1-based position. The entry counts as announced at that
     /// position; entries behind it (if any) are marked for a new announcement.
     pub fn push(&mut self, key: QueueKey, mut value: V) -> u64 {
-        let position = self.order.rank(&key) as u64 + 1;
+        let rank = self.order.rank(&key);
+        let position = self.offset + rank as u64 + 1;
         *value.last_announced() = position;
         self.order.insert(key, value);
-        if (position as usize) < self.order.len() {
+        if rank + 1 < self.order.len() {
             self.mark(key);
         }
         position
@@ -88,7 +114,7 @@ impl<V: Announced> WaitQueue<V> {
     pub fn position(&self, key: &QueueKey) -> Option<u64> {
         self.order
             .contains_key(key)
-            .then(|| self.order.rank(key) as u64 + 1)
+            .then(|| self.offset + self.order.rank(key) as u64 + 1)
     }
 
     /// Entries in run order, with their positions.
@@ -96,7 +122,7 @@ impl<V: Announced> WaitQueue<V> {
         self.order
             .iter()
             .enumerate()
-            .map(|(i, (k, v))| (i as u64 + 1, k, v))
+            .map(|(i, (k, v))| (self.offset + i as u64 + 1, k, v))
     }
 
     /// Whether some announced position may be stale.
@@ -112,7 +138,7 @@ impl<V: Announced> WaitQueue<V> {
         };
         // Walk by index: indexset 0.12's `range_mut` stops at the end of the first node.
         for index in self.order.rank(&from)..self.order.len() {
-            let position = index as u64 + 1;
+            let position = self.offset + index as u64 + 1;
             let Some(v) = self.order.get_mut_index(index) else {
                 break;
             };

@@ -1,12 +1,16 @@
-//! Runs one started job: takes a device lease on a blocking thread, computes, enforces the
-//! maximum run time, and reports to the job's owner and back to the scheduler.
+//! Runs one dispatched job: its executor hands the device work to the device threads (where the
+//! job may wait for the job before it, when it was prefetched), the runner enforces the maximum
+//! run time from the moment the job reached the device, and reports to the job's owner and back
+//! to the scheduler.
 //!
-//! Concurrency invariant: the scheduler counts a job as holding the device until this runner's
-//! [`FinishGuard`] reports `Finished`, which happens only after the blocking computation has
-//! returned (or panicked). So at most `max_concurrent` computations ever run, even after a timeout,
-//! and a panic or a dropped runner can never leak the device.
+//! Concurrency invariant: the scheduler counts a job as dispatched until this runner's
+//! [`FinishGuard`] reports `Finished`, which happens only after the device work has returned (or
+//! panicked). The device threads bound how many jobs compute at once; the scheduler bounds how
+//! many are dispatched; a panic or a dropped runner can never leak either.
 
-use super::{Command, Emitter, EventSink, Executor, JobEvent, Outcome, RunContext};
+use super::{
+    Command, Emitter, EventSink, Executor, JobEvent, JobStart, Outcome, RunContext, WaitingPlaces,
+};
 use crate::device::DeviceHost;
 use crate::error::JobError;
 use crate::job::Work;
@@ -19,16 +23,21 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// How often a runner whose job waits on the device looks whether it has started.
+const START_POLL: Duration = Duration::from_millis(20);
+
 /// Everything a runner needs.
 pub(super) struct RunSpec {
     pub id: JobId,
     pub job: Work,
     pub sink: EventSink,
-    pub waited: Duration,
+    pub enqueued: Instant,
+    pub places: Option<WaitingPlaces>,
     pub cancel: CancellationToken,
     pub device: Arc<DeviceHost>,
     pub executor: Arc<dyn Executor>,
     pub max_run: Duration,
+    pub max_wait: Duration,
     pub tx: mpsc::UnboundedSender<Command>,
 }
 
@@ -36,15 +45,17 @@ pub(super) struct RunSpec {
 struct FinishGuard {
     id: JobId,
     tx: mpsc::UnboundedSender<Command>,
-    run: Duration,
+    start: Arc<JobStart>,
     failure: Option<&'static str>,
 }
 
 impl Drop for FinishGuard {
     fn drop(&mut self) {
+        let run = self.start.at().map(|t| t.elapsed());
         let _ = self.tx.send(Command::Finished {
             id: self.id.clone(),
-            run: self.run,
+            waited: self.start.waited(),
+            run,
             failure: self.failure,
         });
     }
@@ -60,66 +71,90 @@ async fn run(spec: RunSpec) {
         id,
         job,
         sink,
-        waited,
+        enqueued,
+        places,
         cancel,
         device,
         executor,
         max_run,
+        max_wait,
         tx,
     } = spec;
+    let start = Arc::new(JobStart::new(enqueued, places));
     let mut guard = FinishGuard {
         id: id.clone(),
         tx,
-        run: Duration::ZERO,
+        start: Arc::clone(&start),
         failure: Some("internal"),
     };
     let events = Emitter {
         id: id.clone(),
         sink,
     };
-    events
-        .send(JobEvent::Started {
-            waited_ms: waited.as_millis() as u64,
-        })
-        .await;
-    tracing::debug!(waited_ms = waited.as_millis() as u64, "job started");
-
-    let started = Instant::now();
     let ctx = RunContext {
         device,
         cancel: cancel.clone(),
         events: events.clone(),
+        start: Arc::clone(&start),
     };
     // A panic in the executor's async part is caught like one on the device: the job fails, the
     // place on the device is given back.
     let mut work = AssertUnwindSafe(executor.run(job, ctx)).catch_unwind();
-    let outcome = match tokio::time::timeout(max_run, &mut work).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(_panic)) => {
-            tracing::error!("job crashed; its place on the device was released");
-            Err(JobError::DeviceFailed)
-        }
-        Err(_) => {
-            // Tell the owner now; the device stays counted as busy until the work reaches its
-            // next cancellation point and returns.
+    // A prefetched job first waits on the device for the job before it. Until it starts, a
+    // cancel or the end of its waiting time ends it at once (the device will skip it); once it
+    // has started, its run time counts from the start.
+    let outcome = loop {
+        let started = start.at();
+        // Not started: look again shortly (the device thread starts the job without telling the
+        // runner, so as not to spend its time on a wake-up), or give up at the end of the wait.
+        let deadline = match started {
+            Some(t) => t + max_run,
+            None => (start.enqueued() + max_wait).min(Instant::now() + START_POLL),
+        };
+        let abandon = tokio::select! {
+            biased;
+            r = &mut work => match r {
+                Ok(outcome) => break outcome,
+                Err(_panic) => {
+                    tracing::error!("job crashed; its place on the device was released");
+                    break Err(JobError::DeviceFailed);
+                }
+            },
+            _ = cancel.cancelled(), if started.is_none() => JobError::Cancelled,
+            _ = tokio::time::sleep_until(deadline.into()) => match started {
+                Some(_) => {
+                    // Tell the owner now; the job stays dispatched until the work reaches its
+                    // next cancellation point and returns.
+                    cancel.cancel();
+                    tracing::warn!(
+                        max_run_ms = max_run.as_millis() as u64,
+                        "job ran too long; cancelling"
+                    );
+                    events
+                        .send(JobEvent::Failed(JobError::RunTimeout(max_run)))
+                        .await;
+                    let _ = work.await;
+                    guard.failure = Some("timeout");
+                    return;
+                }
+                None if start.enqueued().elapsed() >= max_wait => JobError::WaitTimeout(max_wait),
+                None => continue,
+            },
+        };
+        if start.try_abandon() {
+            // It never touched the device, and now never will.
             cancel.cancel();
-            tracing::warn!(
-                max_run_ms = max_run.as_millis() as u64,
-                "job ran too long; cancelling"
-            );
-            events
-                .send(JobEvent::Failed(JobError::RunTimeout(max_run)))
-                .await;
-            let _ = work.await;
-            guard.run = started.elapsed();
-            guard.failure = Some("timeout");
+            tracing::debug!(code = %abandon.code(), "job given up before it started");
+            guard.failure = Some(abandon.code().as_str());
+            drop(guard);
+            events.send(JobEvent::Failed(abandon)).await;
             return;
         }
+        // It started in the meantime: carry on as a started job.
     };
     // The device is free: tell the scheduler before talking to the owner, so the next job starts
     // while this one's answer is on the wire, and so anything the owner does after reading the
     // answer sees this job counted as finished.
-    guard.run = started.elapsed();
     guard.failure = outcome.as_ref().err().map(|e| e.code().as_str());
     drop(guard);
     match outcome {

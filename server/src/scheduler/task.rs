@@ -1,13 +1,20 @@
-//! The scheduler task: owns the waiting queue, the running set, the wait deadlines and the
-//! statistics, and is the only code that touches them. It reacts to commands, starts jobs while
-//! fewer than `max_concurrent` run, expires jobs that waited too long, announces positions at most
-//! once per coalescing interval, and closes the device when it has been idle for its keep-alive.
+//! The scheduler task: owns the waiting queue, the fair clock, the dispatched set, the wait
+//! deadlines and the statistics, and is the only code that touches them. It reacts to commands,
+//! hands jobs to the device while fewer than `max_concurrent + prefetch` are dispatched (so the
+//! next job is already queued on the device when the current one ends), expires jobs that waited
+//! too long, announces positions at most once per coalescing interval, and closes the device when
+//! it has been idle for its keep-alive.
 //!
-//! Every operation on a command is O(log n) in the number of waiting jobs; position announcements
-//! cost O(k log n) per interval for the k jobs that moved (see `queue`).
+//! Positions count every job ahead: the prefetched ones (dispatched beyond `max_concurrent`,
+//! not started yet) and the queue's. Every operation on a command is O(log n) in the number of
+//! waiting jobs; position announcements cost O(k log n) per interval for the k jobs that moved
+//! (see `queue`).
 
+use super::admission::PartyPlace;
+use super::fair::{FairClock, Party, Tags};
 use super::queue::{Announced, QueueKey, WaitQueue};
 use super::runner::{self, RunSpec};
+use super::WaitingPlaces;
 use super::{Command, EventSink, Executor, JobEvent, SchedulerConfig, Snapshot};
 use crate::device::DeviceHost;
 use crate::error::JobError;
@@ -16,6 +23,7 @@ use crate::stats::Stats;
 use app::api::{DeviceQueue, QueueItem, QueueStats, QueueStatus};
 use app::protocol::JobId;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -31,10 +39,15 @@ pub(crate) struct Waiting {
     id: JobId,
     /// What to run.
     job: Work,
+    /// Who it is for.
+    party: Party,
     /// The owner's events.
     sink: EventSink,
-    /// Its place among `max_waiting`; released when it leaves the queue.
-    _permit: OwnedSemaphorePermit,
+    /// Its places among the waiting; they go with it to the device and are released when it
+    /// starts there (or when it is dropped).
+    places: Option<WaitingPlaces>,
+    /// Its fair-order tags.
+    tags: Tags,
     /// When it was queued (for waits and deadlines).
     enqueued: Instant,
     /// When it was queued, wall clock (for `/queue/status`).
@@ -46,13 +59,29 @@ pub(crate) struct Waiting {
 }
 
 impl Waiting {
-    pub(crate) fn new(id: JobId, job: Work, sink: EventSink, permit: OwnedSemaphorePermit) -> Self {
+    pub(crate) fn new(
+        id: JobId,
+        job: Work,
+        party: Party,
+        sink: EventSink,
+        permit: OwnedSemaphorePermit,
+        place: PartyPlace,
+    ) -> Self {
         let now = Instant::now();
         Waiting {
             id,
             job,
+            party,
             sink,
-            _permit: permit,
+            places: Some(WaitingPlaces {
+                _permit: permit,
+                _place: place,
+            }),
+            tags: Tags {
+                key: QueueKey { tag: 0, seq: 0 },
+                finish: 0,
+                previous: 0,
+            },
             enqueued: now,
             enqueued_wall: SystemTime::now(),
             told: 0,
@@ -67,16 +96,16 @@ impl Announced for Waiting {
     }
 }
 
-/// A job on the device.
+/// A job handed to the device (running, or prefetched and about to).
 struct Running {
     /// Fires to stop it at its next cancellation point.
     cancel: CancellationToken,
-    /// How long it waited.
-    waited: Duration,
-    /// Its kind, for `/queue/status`.
+    /// Its kind, for `/queue/status` and the cost estimates.
     kind: &'static str,
     /// When it was queued, wall clock.
     enqueued_wall: SystemTime,
+    /// Dispatch order (the device starts dispatched jobs in this order).
+    order: u64,
 }
 
 struct Task {
@@ -87,6 +116,14 @@ struct Task {
     tx: mpsc::WeakUnboundedSender<Command>,
     permits: Arc<Semaphore>,
     queue: WaitQueue<Waiting>,
+    /// The fair order's virtual time and parties.
+    clock: FairClock,
+    /// Expected device time per job kind (moving averages), for the fair order's costs.
+    costs: HashMap<&'static str, Duration>,
+    /// Dispatches so far.
+    dispatched: u64,
+    /// Published moving average of run times, for the handle's retry hints.
+    avg_run_us: Arc<AtomicU64>,
     /// Waiting jobs by id.
     waiting_ids: HashMap<JobId, QueueKey>,
     /// Wait deadlines, earliest first.
@@ -100,23 +137,41 @@ struct Task {
     draining: bool,
 }
 
-pub(super) fn spawn(
-    config: SchedulerConfig,
-    device: Arc<DeviceHost>,
-    executor: Arc<dyn Executor>,
-    tx: mpsc::WeakUnboundedSender<Command>,
-    rx: mpsc::UnboundedReceiver<Command>,
-    permits: Arc<Semaphore>,
-    shutdown: CancellationToken,
-) {
+/// Everything the task starts with.
+pub(super) struct TaskParts {
+    pub config: SchedulerConfig,
+    pub device: Arc<DeviceHost>,
+    pub executor: Arc<dyn Executor>,
+    pub tx: mpsc::WeakUnboundedSender<Command>,
+    pub rx: mpsc::UnboundedReceiver<Command>,
+    pub permits: Arc<Semaphore>,
+    pub avg_run_us: Arc<AtomicU64>,
+    pub shutdown: CancellationToken,
+}
+
+pub(super) fn spawn(parts: TaskParts) {
+    let TaskParts {
+        config,
+        device,
+        executor,
+        tx,
+        rx,
+        permits,
+        avg_run_us,
+        shutdown,
+    } = parts;
     let task = Task {
         stats: Stats::new(config.initial_run_estimate),
+        clock: FairClock::new(config.order),
         config,
         device,
         executor,
         tx,
         permits,
         queue: WaitQueue::default(),
+        costs: HashMap::new(),
+        dispatched: 0,
+        avg_run_us,
         waiting_ids: HashMap::new(),
         deadlines: BTreeSet::new(),
         running: HashMap::new(),
@@ -164,11 +219,23 @@ impl Task {
 
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Submit(w) => self.enqueue(w),
+            Command::Submit(w) => self.enqueue(*w),
             Command::Cancel { id, notify } => self.cancel(id, notify),
-            Command::Finished { id, run, failure } => {
+            Command::Finished {
+                id,
+                waited,
+                run,
+                failure,
+            } => {
                 if let Some(r) = self.running.remove(&id) {
-                    self.stats.on_finish(run, r.waited + run);
+                    if let Some(run) = run {
+                        self.stats.on_start(waited);
+                        self.stats.on_finish(run, waited + run);
+                        self.avg_run_us
+                            .store(self.stats.avg_run.as_micros() as u64, Ordering::Relaxed);
+                        let cost = self.costs.entry(r.kind).or_insert(run);
+                        *cost = (*cost * 4 + run) / 5;
+                    }
                     if let Some(code) = failure {
                         self.stats.on_rejected(code);
                     }
@@ -186,10 +253,9 @@ impl Task {
             deliver(&w.sink, &w.id, JobEvent::Failed(JobError::ShuttingDown));
             return;
         }
-        let key = QueueKey {
-            tag: self.next_seq,
-            seq: self.next_seq,
-        };
+        let cost = self.expected_cost(&w.job).as_micros() as u64;
+        w.tags = self.clock.tag(&w.party, cost, self.next_seq);
+        let key = w.tags.key;
         self.next_seq += 1;
         w.deadline = w.enqueued + self.config.max_wait;
         self.deadlines.insert((w.deadline, key));
@@ -209,6 +275,7 @@ impl Task {
         if let Some(key) = self.waiting_ids.remove(&id) {
             if let Some(w) = self.queue.remove(&key) {
                 self.deadlines.remove(&(w.deadline, key));
+                self.clock.withdrawn(&w.party, &w.tags);
                 self.stats.cancelled += 1;
                 tracing::debug!(job_id = %id, notify, "waiting job cancelled");
                 if notify {
@@ -222,45 +289,84 @@ impl Task {
         }
     }
 
-    /// Starts waiting jobs while the device has room.
+    /// Expected device time of a job: a test-mode `sleep` says it; otherwise the moving
+    /// average of its kind.
+    fn expected_cost(&self, job: &Work) -> Duration {
+        if let Work::Calc(c) = job {
+            if c.op == app::protocol::Op::Sleep {
+                return Duration::from_millis(c.ms.unwrap_or(0));
+            }
+        }
+        self.costs
+            .get(job.kind())
+            .copied()
+            .unwrap_or(self.config.initial_run_estimate)
+    }
+
+    /// Jobs dispatched beyond `max_concurrent`: handed to the device, waiting for a place.
+    fn prefetched(&self) -> usize {
+        self.running
+            .len()
+            .saturating_sub(self.config.max_concurrent)
+    }
+
+    /// Hands waiting jobs to the device while it has room (its places plus the prefetch).
     fn dispatch(&mut self) {
-        while !self.draining && self.running.len() < self.config.max_concurrent {
-            let Some((key, w)) = self.queue.pop_first() else {
+        let room = self.config.max_concurrent + self.config.prefetch;
+        while !self.draining && self.running.len() < room {
+            let Some((key, mut w)) = self.queue.pop_first() else {
                 break;
             };
             self.waiting_ids.remove(&w.id);
             self.deadlines.remove(&(w.deadline, key));
             if w.sink.is_closed() {
+                self.clock.withdrawn(&w.party, &w.tags);
                 continue;
             }
             let Some(tx) = self.tx.upgrade() else {
                 deliver(&w.sink, &w.id, JobEvent::Failed(JobError::ShuttingDown));
                 continue;
             };
-            let waited = w.enqueued.elapsed();
-            self.stats.on_start(waited);
+            self.clock.dispatched(&w.tags);
             let cancel = CancellationToken::new();
             self.running.insert(
                 w.id.clone(),
                 Running {
                     cancel: cancel.clone(),
-                    waited,
                     kind: w.job.kind(),
                     enqueued_wall: w.enqueued_wall,
+                    order: self.dispatched,
                 },
             );
+            self.dispatched += 1;
+            // A prefetched job is next in line: it hears so if it was told otherwise.
+            let ahead = self.prefetched() as u64;
+            if ahead > 0 && w.told != ahead {
+                w.told = ahead;
+                let eta_ms = self.eta_ms(ahead);
+                let _ = w.sink.try_send((
+                    w.id.clone(),
+                    JobEvent::Position {
+                        position: ahead,
+                        eta_ms,
+                    },
+                ));
+            }
             runner::spawn(RunSpec {
                 id: w.id,
                 job: w.job,
                 sink: w.sink,
-                waited,
+                enqueued: w.enqueued,
+                places: w.places.take(),
                 cancel,
                 device: Arc::clone(&self.device),
                 executor: Arc::clone(&self.executor),
                 max_run: self.config.max_run,
+                max_wait: self.config.max_wait,
                 tx,
             });
         }
+        self.queue.set_offset(self.prefetched() as u64);
     }
 
     fn housekeeping(&mut self, now: Instant) {
@@ -283,6 +389,7 @@ impl Task {
         if self.running.is_empty() {
             self.device.close_if_idle(now);
         }
+        self.clock.forget_idle();
         self.stats.roll_history(self.queue.len() as u64);
         if self.queue.is_dirty()
             && now.duration_since(self.last_flush) >= self.config.position_interval
@@ -319,18 +426,29 @@ impl Task {
         }
         self.waiting_ids.clear();
         self.deadlines.clear();
+        self.queue.set_offset(0);
     }
 
     fn snapshot(&mut self) -> Snapshot {
         let wall = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
-        let mut items: Vec<QueueItem> = self
-            .running
-            .values()
-            .map(|r| QueueItem {
-                position: 0,
-                enqueued_at: wall(r.enqueued_wall),
-                kind: r.kind.into(),
-                status: "running".into(),
+        // The device starts dispatched jobs in dispatch order: the first `max_concurrent` run.
+        let mut dispatched: Vec<&Running> = self.running.values().collect();
+        dispatched.sort_by_key(|r| r.order);
+        let mut items: Vec<QueueItem> = dispatched
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let on_device = i < self.config.max_concurrent;
+                QueueItem {
+                    position: if on_device {
+                        0
+                    } else {
+                        (i + 1 - self.config.max_concurrent) as u64
+                    },
+                    enqueued_at: wall(r.enqueued_wall),
+                    kind: r.kind.into(),
+                    status: if on_device { "running" } else { "starting" }.into(),
+                }
             })
             .collect();
         items.extend(
@@ -345,8 +463,8 @@ impl Task {
                 }),
         );
         let (p50_wait, p95_wait) = self.stats.wait_percentiles();
-        let waiting = self.queue.len() as u64;
-        let running = self.running.len() as u64;
+        let waiting = (self.queue.len() + self.prefetched()) as u64;
+        let running = self.running.len().min(self.config.max_concurrent) as u64;
         let max_concurrent = self.config.max_concurrent as u64;
         Snapshot {
             device_queue: DeviceQueue {
@@ -381,6 +499,12 @@ impl Task {
                         .iter()
                         .map(|(k, v)| (k.to_string(), *v))
                         .collect(),
+                    parties_waiting: 0, // filled in by the handle, which counts them
+                    order: match self.config.order {
+                        super::QueueOrder::Fair => "fair",
+                        super::QueueOrder::Fifo => "fifo",
+                    }
+                    .into(),
                 },
                 device: self.device.stats(),
                 model: Default::default(),

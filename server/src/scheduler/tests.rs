@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::device::CpuBackend;
+use crate::scheduler::QueueOrder;
 use app::protocol::{CalcJob, Op};
 use parking_lot::Mutex;
 use std::time::Instant;
@@ -54,7 +55,7 @@ impl Executor for Scripted {
                 return Err(JobError::InvalidInput("calc only".into()));
             };
             let cancel = ctx.cancel.clone();
-            let output = on_device(&ctx.device, move |_d| self.compute(&c, &cancel)).await?;
+            let output = ctx.on_device(move |_d| self.compute(&c, &cancel)).await?;
             Ok(Outcome::Tensor {
                 output,
                 compute_ms: 0.0,
@@ -65,12 +66,12 @@ impl Executor for Scripted {
 
 fn config() -> SchedulerConfig {
     SchedulerConfig {
-        max_concurrent: 1,
         max_waiting: 100,
         max_wait: Duration::from_secs(30),
-        max_run: Duration::from_secs(30),
         position_interval: Duration::from_millis(10),
         initial_run_estimate: Duration::from_millis(100),
+        max_waiting_per_party: 0,
+        ..SchedulerConfig::default()
     }
 }
 
@@ -95,13 +96,18 @@ fn job(op: Op, ms: u64) -> Work {
 
 /// One owner: a sink of its own and the receiving end.
 struct Owner {
+    party: Party,
     tx: EventSink,
     rx: mpsc::Receiver<(JobId, JobEvent)>,
 }
 
 fn owner() -> Owner {
     let (tx, rx) = mpsc::channel(64);
-    Owner { tx, rx }
+    Owner {
+        party: Party::new(uuid::Uuid::new_v4().to_string()),
+        tx,
+        rx,
+    }
 }
 
 impl Owner {
@@ -147,7 +153,7 @@ async fn jobs_run_in_arrival_order() {
     let mut tickets = vec![];
     for (i, o) in owners.iter().enumerate() {
         tickets.push(
-            s.submit(job(Op::Sleep, 20 + i as u64), o.tx.clone())
+            s.submit(job(Op::Sleep, 20 + i as u64), o.party.clone(), o.tx.clone())
                 .unwrap(),
         );
     }
@@ -161,9 +167,15 @@ async fn jobs_run_in_arrival_order() {
 async fn cancelling_a_waiting_job_moves_the_others_up() {
     let (s, exec) = start(config());
     let (mut a, mut b, mut c) = (owner(), owner(), owner());
-    let _ta = s.submit(job(Op::Sleep, 300), a.tx.clone()).unwrap();
-    let tb = s.submit(job(Op::Sleep, 1), b.tx.clone()).unwrap();
-    let _tc = s.submit(job(Op::Sleep, 2), c.tx.clone()).unwrap();
+    let _ta = s
+        .submit(job(Op::Sleep, 300), a.party.clone(), a.tx.clone())
+        .unwrap();
+    let tb = s
+        .submit(job(Op::Sleep, 1), b.party.clone(), b.tx.clone())
+        .unwrap();
+    let _tc = s
+        .submit(job(Op::Sleep, 2), c.party.clone(), c.tx.clone())
+        .unwrap();
     assert!(matches!(
         a.next().await,
         JobEvent::Accepted { position: 1, .. }
@@ -194,8 +206,12 @@ async fn cancelling_a_waiting_job_moves_the_others_up() {
 async fn cancelling_a_running_job_frees_the_device() {
     let (s, _) = start(config());
     let (mut a, mut b) = (owner(), owner());
-    let ta = s.submit(job(Op::Sleep, 10_000), a.tx.clone()).unwrap();
-    let _tb = s.submit(job(Op::Sleep, 1), b.tx.clone()).unwrap();
+    let ta = s
+        .submit(job(Op::Sleep, 10_000), a.party.clone(), a.tx.clone())
+        .unwrap();
+    let _tb = s
+        .submit(job(Op::Sleep, 1), b.party.clone(), b.tx.clone())
+        .unwrap();
     assert!(matches!(a.next().await, JobEvent::Accepted { .. }));
     assert!(matches!(a.next().await, JobEvent::Started { .. }));
     let t = Instant::now();
@@ -212,9 +228,15 @@ async fn cancelling_a_running_job_frees_the_device() {
 async fn a_vanished_owner_leaves_the_queue() {
     let (s, exec) = start(config());
     let (mut a, b, mut c) = (owner(), owner(), owner());
-    let _ta = s.submit(job(Op::Sleep, 200), a.tx.clone()).unwrap();
-    let tb = s.submit(job(Op::Sleep, 1), b.tx.clone()).unwrap();
-    let _tc = s.submit(job(Op::Sleep, 2), c.tx.clone()).unwrap();
+    let _ta = s
+        .submit(job(Op::Sleep, 200), a.party.clone(), a.tx.clone())
+        .unwrap();
+    let tb = s
+        .submit(job(Op::Sleep, 1), b.party.clone(), b.tx.clone())
+        .unwrap();
+    let _tc = s
+        .submit(job(Op::Sleep, 2), c.party.clone(), c.tx.clone())
+        .unwrap();
     assert!(matches!(
         c.next().await,
         JobEvent::Accepted { position: 2, .. }
@@ -237,9 +259,13 @@ async fn a_full_queue_refuses_at_once() {
         ..config()
     });
     let o = owner();
-    let _t1 = s.submit(job(Op::Sleep, 500), o.tx.clone()).unwrap();
-    let _t2 = s.submit(job(Op::Sleep, 1), o.tx.clone()).unwrap();
-    let r = s.submit(job(Op::Sleep, 1), o.tx.clone());
+    let _t1 = s
+        .submit(job(Op::Sleep, 500), o.party.clone(), o.tx.clone())
+        .unwrap();
+    let _t2 = s
+        .submit(job(Op::Sleep, 1), o.party.clone(), o.tx.clone())
+        .unwrap();
+    let r = s.submit(job(Op::Sleep, 1), o.party.clone(), o.tx.clone());
     assert_eq!(r.err(), Some(JobError::QueueFull(2)));
 }
 
@@ -250,8 +276,12 @@ async fn a_job_that_waits_too_long_times_out() {
         ..config()
     });
     let (a, mut b) = (owner(), owner());
-    let _ta = s.submit(job(Op::Sleep, 1000), a.tx.clone()).unwrap();
-    let _tb = s.submit(job(Op::Sleep, 1), b.tx.clone()).unwrap();
+    let _ta = s
+        .submit(job(Op::Sleep, 1000), a.party.clone(), a.tx.clone())
+        .unwrap();
+    let _tb = s
+        .submit(job(Op::Sleep, 1), b.party.clone(), b.tx.clone())
+        .unwrap();
     let t = Instant::now();
     let events = b.until_end().await;
     assert_eq!(
@@ -273,8 +303,12 @@ async fn a_job_that_runs_too_long_times_out_and_the_next_runs() {
         ..config()
     });
     let (mut a, mut b) = (owner(), owner());
-    let _ta = s.submit(job(Op::Sleep, 5_000), a.tx.clone()).unwrap();
-    let _tb = s.submit(job(Op::Sleep, 1), b.tx.clone()).unwrap();
+    let _ta = s
+        .submit(job(Op::Sleep, 5_000), a.party.clone(), a.tx.clone())
+        .unwrap();
+    let _tb = s
+        .submit(job(Op::Sleep, 1), b.party.clone(), b.tx.clone())
+        .unwrap();
     assert_eq!(
         a.until_end().await.last(),
         Some(&JobEvent::Failed(JobError::RunTimeout(
@@ -288,8 +322,12 @@ async fn a_job_that_runs_too_long_times_out_and_the_next_runs() {
 async fn a_panicking_job_releases_the_device_and_the_next_runs() {
     let (s, exec) = start(config());
     let (mut a, mut b) = (owner(), owner());
-    let _ta = s.submit(job(Op::Exp, 7), a.tx.clone()).unwrap();
-    let _tb = s.submit(job(Op::Sleep, 8), b.tx.clone()).unwrap();
+    let _ta = s
+        .submit(job(Op::Exp, 7), a.party.clone(), a.tx.clone())
+        .unwrap();
+    let _tb = s
+        .submit(job(Op::Sleep, 8), b.party.clone(), b.tx.clone())
+        .unwrap();
     assert_eq!(
         a.until_end().await.last(),
         Some(&JobEvent::Failed(JobError::DeviceFailed))
@@ -306,13 +344,19 @@ async fn announced_positions_are_exact_after_every_kind_of_change() {
     let (s, _) = start(config());
     let blocker = owner();
     let blocker_ticket = s
-        .submit(job(Op::Sleep, 10_000), blocker.tx.clone())
+        .submit(
+            job(Op::Sleep, 10_000),
+            blocker.party.clone(),
+            blocker.tx.clone(),
+        )
         .unwrap();
     // Twelve waiters, each with its own sink, in arrival order.
     let mut waiters: Vec<(Option<JobTicket>, Owner, u64)> = vec![];
     for i in 0..12 {
         let o = owner();
-        let t = s.submit(job(Op::Sleep, 5_000 + i), o.tx.clone()).unwrap();
+        let t = s
+            .submit(job(Op::Sleep, 5_000 + i), o.party.clone(), o.tx.clone())
+            .unwrap();
         waiters.push((Some(t), o, 0));
     }
     let settle = || tokio::time::sleep(Duration::from_millis(60));
@@ -347,4 +391,140 @@ async fn announced_positions_are_exact_after_every_kind_of_change() {
     ));
     front.0.take().unwrap().disarm();
     check(&mut waiters);
+}
+
+/// Thirty 5 ms jobs from one party, then one job from another: where the newcomer ran.
+async fn newcomer_index(order: QueueOrder) -> usize {
+    let (s, exec) = start(SchedulerConfig { order, ..config() });
+    let mut flood = owner();
+    let mut tickets = vec![];
+    for _ in 0..30 {
+        tickets.push(
+            s.submit(job(Op::Sleep, 5), flood.party.clone(), flood.tx.clone())
+                .unwrap(),
+        );
+    }
+    // The flood's owner reads its events as they come.
+    let drain = tokio::spawn(async move { while flood.rx.recv().await.is_some() {} });
+    // Let the flood start, then the newcomer arrives.
+    tokio::time::sleep(Duration::from_millis(8)).await;
+    let mut light = owner();
+    let _t = s
+        .submit(job(Op::Sleep, 777), light.party.clone(), light.tx.clone())
+        .unwrap();
+    assert!(matches!(
+        light.until_end().await.last(),
+        Some(JobEvent::Done)
+    ));
+    for _ in 0..500 {
+        if exec.started.lock().len() == 31 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drain.abort();
+    let started = exec.started.lock().clone();
+    assert_eq!(started.len(), 31, "every job ran");
+    started.iter().position(|&ms| ms == 777).unwrap()
+}
+
+#[tokio::test]
+async fn a_flood_delays_only_its_own_jobs() {
+    // Fair: at most the running job, the prefetched one and one more of the flood's go first.
+    let fair = newcomer_index(QueueOrder::Fair).await;
+    assert!(fair <= 4, "the newcomer waited for {fair} flood jobs");
+    // FIFO (the comparison): it waits for the whole flood.
+    assert_eq!(newcomer_index(QueueOrder::Fifo).await, 30);
+}
+
+#[tokio::test]
+async fn a_party_at_its_cap_is_rate_limited_and_others_are_not() {
+    let (s, _) = start(SchedulerConfig {
+        max_waiting_per_party: 3,
+        ..config()
+    });
+    let (a, b) = (owner(), owner());
+    // One runs; three wait (one of them prefetched, which still counts as waiting): the fifth
+    // is over the cap of three.
+    let mut tickets = vec![];
+    for _ in 0..4 {
+        tickets.push(
+            s.submit(job(Op::Sleep, 300), a.party.clone(), a.tx.clone())
+                .unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    match s.submit(job(Op::Sleep, 1), a.party.clone(), a.tx.clone()) {
+        Err(JobError::RateLimited {
+            waiting: 3,
+            retry_after,
+        }) => {
+            assert!(retry_after >= Duration::from_secs(1))
+        }
+        other => panic!(
+            "expected rate_limited, got {:?}",
+            other.map(|t| t.id().clone())
+        ),
+    }
+    assert!(s
+        .submit(job(Op::Sleep, 1), b.party.clone(), b.tx.clone())
+        .is_ok());
+}
+
+#[tokio::test]
+async fn a_prefetched_job_starts_the_moment_the_device_is_free_and_can_still_be_cancelled() {
+    let (s, exec) = start(config());
+    let (mut a, mut b, mut c) = (owner(), owner(), owner());
+    let _ta = s
+        .submit(job(Op::Sleep, 200), a.party.clone(), a.tx.clone())
+        .unwrap();
+    assert!(matches!(
+        a.next().await,
+        JobEvent::Accepted { position: 1, .. }
+    ));
+    assert!(matches!(a.next().await, JobEvent::Started { .. }));
+    // b is handed to the device at once (prefetched) and still counts as waiting, first in line.
+    let tb = s
+        .submit(job(Op::Sleep, 1), b.party.clone(), b.tx.clone())
+        .unwrap();
+    assert!(matches!(
+        b.next().await,
+        JobEvent::Accepted { position: 1, .. }
+    ));
+    let _tc = s
+        .submit(job(Op::Sleep, 2), c.party.clone(), c.tx.clone())
+        .unwrap();
+    assert!(matches!(
+        c.next().await,
+        JobEvent::Accepted { position: 2, .. }
+    ));
+    let snap = s.snapshot().await.unwrap();
+    assert_eq!(
+        (
+            snap.device_queue.running,
+            snap.device_queue.currently_waiting
+        ),
+        (1, 2)
+    );
+    // Cancelled while prefetched: answered at once, not when the device gets to it.
+    let t = Instant::now();
+    tb.cancel();
+    assert_eq!(
+        b.until_end().await.last(),
+        Some(&JobEvent::Failed(JobError::Cancelled))
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "cancel waited for the device"
+    );
+    assert!(matches!(
+        c.next().await,
+        JobEvent::Position { position: 1, .. }
+    ));
+    assert!(matches!(c.until_end().await.last(), Some(JobEvent::Done)));
+    assert_eq!(
+        *exec.started.lock(),
+        vec![200, 2],
+        "the cancelled job never ran"
+    );
 }

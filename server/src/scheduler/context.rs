@@ -1,0 +1,217 @@
+//! A dispatched job's side of the device: its [`RunContext`] (the device, its cancellation
+//! token, its owner's events) and its [`JobStart`], the one place that decides whether the job
+//! started on the device or was abandoned before (cancelled, or out of waiting time while
+//! prefetched). That decision is taken once, under a small lock, by whichever side gets there
+//! first: the device thread about to run the job, or the runner giving up on it. So a job never
+//! both starts and fails as abandoned, and `started` is always its owner's first event after the
+//! queue's.
+//!
+//! Concurrency: `JobStart` is shared by the runner task and a device thread; its lock is held for
+//! a state change only, never across an `.await`.
+
+use super::{EventSink, JobEvent};
+use crate::device::{DeviceHost, DeviceTask};
+use crate::error::JobError;
+use crate::scheduler::admission::PartyPlace;
+use app::protocol::JobId;
+use parking_lot::Mutex;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio_util::sync::CancellationToken;
+
+/// A job's places among the waiting (the queue's and its party's), held until it starts.
+pub(crate) struct WaitingPlaces {
+    /// Its place among `max_waiting`.
+    pub(crate) _permit: OwnedSemaphorePermit,
+    /// Its place among its party's waiting jobs.
+    pub(crate) _place: PartyPlace,
+}
+
+enum State {
+    /// Not started; still holding its places among the waiting.
+    Waiting(Option<WaitingPlaces>),
+    /// Started on the device at this instant.
+    Started(Instant),
+    /// Given up before it started.
+    Abandoned,
+}
+
+/// When a job was queued, and whether (and when) it reached the device.
+pub(crate) struct JobStart {
+    /// When it was queued.
+    enqueued: Instant,
+    state: Mutex<State>,
+}
+
+impl JobStart {
+    pub(crate) fn new(enqueued: Instant, places: Option<WaitingPlaces>) -> Self {
+        JobStart {
+            enqueued,
+            state: Mutex::new(State::Waiting(places)),
+        }
+    }
+
+    /// When the job reached the device, if it has.
+    pub(crate) fn at(&self) -> Option<Instant> {
+        match *self.state.lock() {
+            State::Started(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// When it was queued.
+    pub(crate) fn enqueued(&self) -> Instant {
+        self.enqueued
+    }
+
+    /// How long the job waited: until it reached the device, or until now if it never did.
+    pub(crate) fn waited(&self) -> Duration {
+        self.at()
+            .unwrap_or_else(Instant::now)
+            .saturating_duration_since(self.enqueued)
+    }
+
+    /// Claims the start for the device thread. False if the job was abandoned (or had started).
+    fn try_begin(&self) -> bool {
+        let places = {
+            let mut state = self.state.lock();
+            match &mut *state {
+                State::Waiting(places) => {
+                    let places = places.take();
+                    *state = State::Started(Instant::now());
+                    places
+                }
+                _ => return false,
+            }
+        };
+        drop(places); // outside the lock: this wakes no one, but takes the party caps' lock
+        true
+    }
+
+    /// Gives up on the job if it has not started. False if it already has.
+    pub(crate) fn try_abandon(&self) -> bool {
+        let mut state = self.state.lock();
+        match &*state {
+            State::Waiting(_) => {
+                *state = State::Abandoned;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Sends one job's events to its owner.
+#[derive(Clone)]
+pub struct Emitter {
+    /// The job.
+    pub(crate) id: JobId,
+    /// The owner's channel.
+    pub(crate) sink: EventSink,
+}
+
+impl Emitter {
+    /// Sends an event, waiting for room (tokens must not be lost). False once the owner is gone.
+    pub async fn send(&self, event: JobEvent) -> bool {
+        self.sink.send((self.id.clone(), event)).await.is_ok()
+    }
+
+    /// The same, from a blocking thread (a device computation).
+    pub fn blocking_send(&self, event: JobEvent) -> bool {
+        self.sink.blocking_send((self.id.clone(), event)).is_ok()
+    }
+
+    /// Sends an event that may be dropped when the owner is behind (progress updates).
+    pub fn try_send(&self, event: JobEvent) {
+        let _ = self.sink.try_send((self.id.clone(), event));
+    }
+}
+
+/// What a dispatched job may use: the device, its cancellation token and its owner's events.
+#[derive(Clone)]
+pub struct RunContext {
+    /// The device; its work goes through [`RunContext::on_device`].
+    pub device: Arc<DeviceHost>,
+    /// Fires when the job is cancelled or runs out of time.
+    pub cancel: CancellationToken,
+    /// Sends events (loading, tokens) to the job's owner.
+    pub events: Emitter,
+    /// Whether and when the job reached the device.
+    pub(crate) start: Arc<JobStart>,
+}
+
+impl RunContext {
+    /// Runs `f` on a device thread with a lease on the device, and waits for it to return. The
+    /// job counts as started (its owner is told, its run time starts) when `f` is about to run.
+    /// A job cancelled or abandoned before its turn returns `Cancelled` without touching the
+    /// device; a panic inside `f` releases the lease and becomes [`JobError::DeviceFailed`].
+    pub async fn on_device<T, F>(&self, f: F) -> Result<T, JobError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&candle_core::Device) -> Result<T, JobError> + Send + 'static,
+    {
+        self.device_task(true, move |device| match device {
+            Some(device) => f(device),
+            None => Err(JobError::Internal),
+        })
+        .await
+    }
+
+    /// Holds one of the device's places while `work` runs on it, without opening the device:
+    /// for jobs whose work is elsewhere (a remote model server) but must still take turns.
+    pub async fn in_slot<T, Fut>(&self, work: Fut) -> Result<T, JobError>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Handle::current();
+        self.device_task(false, move |_| runtime.block_on(work))
+            .await
+    }
+
+    async fn device_task<T, F>(&self, lease: bool, f: F) -> Result<T, JobError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Option<&candle_core::Device>) -> Result<T, JobError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let (cancel, events, start) = (
+            self.cancel.clone(),
+            self.events.clone(),
+            Arc::clone(&self.start),
+        );
+        let task: DeviceTask = Box::new(move |host| {
+            if cancel.is_cancelled() || !start.try_begin() {
+                let _ = tx.send(Err(JobError::Cancelled));
+                return;
+            }
+            let lease = match lease.then(|| host.lease()).transpose() {
+                Ok(lease) => lease,
+                Err(e) => {
+                    tracing::error!(error = %e, "device failed to open");
+                    let _ = tx.send(Err(JobError::DeviceOpen));
+                    return;
+                }
+            };
+            let waited_ms = start.waited().as_millis() as u64;
+            // Blocking is safe on a device thread, and the owner's pump drains at once.
+            events.blocking_send(JobEvent::Started { waited_ms });
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                f(lease.as_ref().map(|l| l.device()))
+            }))
+            .unwrap_or_else(|_| {
+                tracing::error!("job crashed on the device; lease released");
+                Err(JobError::DeviceFailed)
+            });
+            drop(lease);
+            let _ = tx.send(result);
+        });
+        if !self.device.submit(task) {
+            return Err(JobError::ShuttingDown);
+        }
+        rx.await.unwrap_or(Err(JobError::DeviceFailed))
+    }
+}
