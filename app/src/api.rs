@@ -18,6 +18,9 @@ pub struct ExecuteResponse {
     pub waited_ms: u64,
     /// Time spent computing on the device.
     pub compute_ms: f64,
+    /// The answer came from the result cache (no wait, no device).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 /// Error body of every JSON endpoint: `{"success":false,"error":{"code","message"}}`.
@@ -96,6 +99,9 @@ pub struct Stats {
     /// The chat model's state.
     #[serde(default)]
     pub model: ModelStats,
+    /// The calculator's result cache.
+    #[serde(default)]
+    pub cache: CacheStats,
     /// One point per `history_step_seconds` over the last minutes, oldest first, for charts.
     pub history: Vec<HistoryPoint>,
     /// Seconds between history points.
@@ -150,6 +156,29 @@ pub struct QueueStats {
     /// How waiting jobs are ordered: `fair` or `fifo`.
     #[serde(default)]
     pub order: String,
+}
+
+/// The `cache` section (seed 001's names): the calculator's result cache.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheStats {
+    /// Whether results are cached at all.
+    pub enabled: bool,
+    /// Entries now.
+    pub size: u64,
+    /// Most entries.
+    pub max_size: u64,
+    /// Bytes held now (keys and results).
+    pub bytes: u64,
+    /// Most bytes.
+    pub max_bytes: u64,
+    /// Jobs answered from the cache since start.
+    pub hits: u64,
+    /// Cacheable jobs that had to be computed since start.
+    pub misses: u64,
+    /// Hits over lookups, in percent.
+    pub hit_rate: f64,
+    /// How long an entry is kept.
+    pub ttl_seconds: f64,
 }
 
 /// The `device` section.

@@ -258,8 +258,12 @@ pub enum ServerMessage {
         seq: u64,
         /// The computed tensor.
         output: Tensor,
-        /// Time spent computing on the device.
+        /// Time spent computing on the device (for a cached answer: when it was computed).
         compute_ms: f64,
+        /// The answer came from the result cache: an identical job was computed before, and
+        /// this one neither waited nor took the device.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        cached: bool,
     },
     /// The job finished successfully; nothing more will be sent about it.
     Done {
@@ -287,6 +291,9 @@ pub enum ServerMessage {
         code: ErrorCode,
         /// A sentence a person can act on.
         message: String,
+        /// For `rate_limited` and `queue_full`: when trying again makes sense.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// Answer to `ping`.
     Pong {

@@ -155,6 +155,7 @@ fn server_messages_golden() {
     );
     golden(
         &ServerMessage::Result {
+            cached: false,
             job_id: id(),
             seq: 3,
             output: Tensor {
@@ -181,6 +182,7 @@ fn server_messages_golden() {
             seq: None,
             code: ErrorCode::InvalidInput,
             message: "m".into(),
+            retry_after_ms: None,
         },
         json!({"type":"error","client_ref":"r1","code":"invalid_input","message":"m"}),
     );

@@ -312,6 +312,8 @@ mod tests;
 pub struct Calculator {
     /// The caps jobs must fit.
     pub limits: CalcLimits,
+    /// Where results are remembered for identical jobs.
+    pub cache: std::sync::Arc<crate::cache::ResultCache>,
 }
 
 impl Calculator {
@@ -320,20 +322,31 @@ impl Calculator {
         validate(job, &self.limits).map(|_| ())
     }
 
-    /// Computes `job` on the device (through a lease) and times it.
-    pub async fn run(
+    /// Computes `job` on the device (through a lease), times it, and remembers the result.
+    pub fn run(
+        &self,
         job: CalcJob,
         ctx: crate::scheduler::RunContext,
-    ) -> Result<crate::scheduler::Outcome, JobError> {
-        let cancel = ctx.cancel.clone();
-        ctx.on_device(move |device| {
-            let t = Instant::now();
-            let output = execute(&job, device, &cancel)?;
-            Ok(crate::scheduler::Outcome::Tensor {
-                output,
-                compute_ms: t.elapsed().as_secs_f64() * 1e3,
-            })
-        })
-        .await
+    ) -> impl std::future::Future<Output = Result<crate::scheduler::Outcome, JobError>> + 'static
+    {
+        let cache = std::sync::Arc::clone(&self.cache);
+        async move {
+            let cancel = ctx.cancel.clone();
+            let (output, compute_ms, job) = ctx
+                .on_device(move |device| {
+                    let t = Instant::now();
+                    let output = execute(&job, device, &cancel)?;
+                    Ok((output, t.elapsed().as_secs_f64() * 1e3, job))
+                })
+                .await?;
+            cache.put(
+                &job,
+                crate::cache::Cached {
+                    output: output.clone(),
+                    compute_ms,
+                },
+            );
+            Ok(crate::scheduler::Outcome::Tensor { output, compute_ms })
+        }
     }
 }

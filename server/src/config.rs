@@ -82,6 +82,18 @@ pub struct Config {
     #[arg(long, env = "TURNSTILE_MAX_OP_COST", default_value_t = 1 << 32)]
     pub max_op_cost: u64,
 
+    /// Most results the calculator's cache keeps (0 turns the cache off).
+    #[arg(long, env = "TURNSTILE_CACHE_ENTRIES", default_value_t = 10_000)]
+    pub cache_entries: u64,
+
+    /// Most bytes the calculator's cache keeps (keys and results).
+    #[arg(long, env = "TURNSTILE_CACHE_BYTES", default_value_t = 64 << 20)]
+    pub cache_bytes: u64,
+
+    /// How long a cached result is kept.
+    #[arg(long, env = "TURNSTILE_CACHE_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub cache_ttl: Duration,
+
     /// Largest WebSocket message or HTTP body accepted, in bytes; larger ones get `bad_message`.
     #[arg(long, env = "TURNSTILE_MAX_MESSAGE_BYTES", default_value_t = 16 << 20)]
     pub max_message_bytes: usize,

@@ -72,7 +72,7 @@ impl crate::scheduler::Executor for JobExecutor {
         Result<crate::scheduler::Outcome, crate::error::JobError>,
     > {
         match work {
-            Work::Calc(c) => Box::pin(crate::calc::Calculator::run(c, ctx)),
+            Work::Calc(c) => Box::pin(self.calc.run(c, ctx)),
             Work::Chat(c) => Box::pin(std::sync::Arc::clone(&self.chat).run(c, ctx)),
         }
     }

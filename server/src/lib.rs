@@ -7,6 +7,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod cache;
 pub mod calc;
 pub mod chat;
 pub mod chat_stream;
@@ -68,10 +69,23 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// When the server started.
     pub started: Instant,
+    /// The calculator's result cache.
+    pub cache: Arc<cache::ResultCache>,
+    /// The calculator's caps (cache hits are checked against them too).
+    pub calc_limits: CalcLimits,
     /// Open WebSocket connections.
     pub connections: Arc<AtomicUsize>,
     /// WebSocket upgrades refused for their origin, since start.
     pub ws_refused: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl AppState {
+    /// The cached answer to a calculator job, if there is one. The job is checked first, so an
+    /// invalid job is never a hit (nor a miss): it goes on to be refused as usual.
+    pub fn cached(&self, job: &app::protocol::CalcJob) -> Option<Arc<cache::Cached>> {
+        calc::validate(job, &self.calc_limits).ok()?;
+        self.cache.get(job)
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -95,13 +109,16 @@ pub async fn state(
             compute_threads: config.device_threads,
         },
     );
+    let cache = cache::ResultCache::new(config.cache_entries, config.cache_bytes, config.cache_ttl);
+    let calc_limits = CalcLimits {
+        max_elements: config.max_elements,
+        max_op_cost: config.max_op_cost,
+        test_mode: config.test_mode,
+        max_sleep: config.max_run,
+    };
     let calculator = Calculator {
-        limits: CalcLimits {
-            max_elements: config.max_elements,
-            max_op_cost: config.max_op_cost,
-            test_mode: config.test_mode,
-            max_sleep: config.max_run,
-        },
+        cache: Arc::clone(&cache),
+        limits: calc_limits,
     };
     let db = config.db_path();
     let store = store::Store::open(&db).await.map_err(|e| {
@@ -154,6 +171,8 @@ pub async fn state(
         relay,
         store,
         config: Arc::new(config),
+        cache,
+        calc_limits,
         started: Instant::now(),
         connections: Arc::new(AtomicUsize::new(0)),
         ws_refused: Arc::new(std::sync::atomic::AtomicU64::new(0)),

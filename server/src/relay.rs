@@ -528,6 +528,7 @@ pub fn to_message(
             seq,
             output,
             compute_ms,
+            cached: false,
         },
         JobEvent::Done => ServerMessage::Done {
             job_id,
@@ -545,6 +546,7 @@ pub fn to_message(
             seq: Some(seq),
             code: e.code(),
             message: e.to_string(),
+            retry_after_ms: e.retry_after().map(|d| d.as_millis() as u64),
         },
     }
 }

@@ -44,6 +44,16 @@ pub async fn execute(
         .with_request_id(&rid)
     })?;
     let job: CalcJob = decode_body(&bytes).map_err(|e| e.with_request_id(&rid))?;
+    if let Some(hit) = state.cached(&job) {
+        return Ok(Json(ExecuteResponse {
+            success: true,
+            result: hit.output.clone(),
+            request_id: rid,
+            waited_ms: 0,
+            compute_ms: hit.compute_ms,
+            cached: true,
+        }));
+    }
     let (tx, mut rx) = mpsc::channel(16);
     let ticket = state
         .scheduler
@@ -67,6 +77,7 @@ pub async fn execute(
                     request_id: rid,
                     waited_ms,
                     compute_ms,
+                    cached: false,
                 }));
             }
             JobEvent::Failed(e) => {
@@ -131,6 +142,7 @@ pub async fn queue_status(
 pub async fn stats(State(state): State<AppState>) -> Result<Json<app::api::Stats>, AppError> {
     let mut stats = snapshot(&state).await?.stats;
     stats.model = state.chat.stats();
+    stats.cache = state.cache.stats();
     Ok(Json(stats))
 }
 

@@ -193,6 +193,47 @@ impl Stats {
     }
 }
 
+/// The device's utilization over the last [`UTILIZATION_WINDOW`]: busy time over wall time,
+/// from samples of its busy-time counter taken about once a second.
+#[derive(Default)]
+pub struct UtilizationWindow {
+    /// (wall, busy) since the device's start, oldest first.
+    samples: VecDeque<(Duration, Duration)>,
+}
+
+/// How far back utilization looks.
+pub const UTILIZATION_WINDOW: Duration = Duration::from_secs(10);
+
+impl UtilizationWindow {
+    /// Records a sample.
+    pub fn sample(&mut self, now: crate::device::Busy) {
+        self.samples.push_back((now.wall, now.busy));
+        while self
+            .samples
+            .front()
+            .is_some_and(|(w, _)| now.wall.saturating_sub(*w) > UTILIZATION_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    /// Utilization (0 to 1) between the oldest sample in the window and `now`, and the span it
+    /// covers (since start, while the window is not full yet).
+    pub fn utilization(&self, now: crate::device::Busy) -> (f64, Duration) {
+        let (wall0, busy0) = self
+            .samples
+            .front()
+            .copied()
+            .unwrap_or((Duration::ZERO, Duration::ZERO));
+        let span = now.wall.saturating_sub(wall0);
+        if span.is_zero() {
+            return (0.0, span);
+        }
+        let busy = now.busy.saturating_sub(busy0);
+        ((busy.as_secs_f64() / span.as_secs_f64()).min(1.0), span)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +247,29 @@ mod tests {
         assert!(w.buckets.len() <= WINDOW_SECS as usize);
         assert_eq!(w.merged(999).len(), WINDOW_SECS);
         assert_eq!(w.merged(999 + WINDOW_SECS).len(), 0);
+    }
+
+    #[test]
+    fn utilization_is_busy_over_wall_in_the_window() {
+        let at = |wall: u64, busy: u64| crate::device::Busy {
+            wall: Duration::from_secs(wall),
+            busy: Duration::from_secs(busy),
+        };
+        let mut u = UtilizationWindow::default();
+        assert_eq!(
+            u.utilization(at(5, 5)).0,
+            1.0,
+            "since start before any sample"
+        );
+        for s in 0..=30 {
+            // Idle for the first 20 s, then fully busy.
+            u.sample(at(s, s.saturating_sub(20)));
+        }
+        let (util, span) = u.utilization(at(30, 10));
+        assert_eq!(span, Duration::from_secs(10));
+        assert!((util - 1.0).abs() < 1e-9, "{util}");
+        let (util, _) = u.utilization(at(30, 5));
+        assert!(util < 0.6, "{util}");
     }
 
     #[test]

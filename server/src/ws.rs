@@ -105,7 +105,7 @@ async fn serve(
         tokio::select! {
             frame = input.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
-                    if let Some(reply) = c.handle_text(text.as_str()).await {
+                    for reply in c.handle_text(text.as_str()).await {
                         outgoing.push(encode(&reply));
                     }
                 }
@@ -130,6 +130,41 @@ async fn serve(
     c.state.relay.detach(c.following.into_keys(), conn);
 }
 
+/// What a client message gets back at once.
+enum Reply {
+    One(ServerMessage),
+    Many(Vec<ServerMessage>),
+}
+
+/// The whole life of a job answered from the result cache: accepted (no wait), the result
+/// (marked cached), done. Nothing is queued and nothing is logged for resume.
+fn cached_answer(client_ref: String, hit: &crate::cache::Cached) -> Vec<ServerMessage> {
+    let job_id = JobId(uuid::Uuid::new_v4().simple().to_string());
+    vec![
+        ServerMessage::Accepted {
+            client_ref,
+            job_id: job_id.clone(),
+            seq: 0,
+            position: 0,
+            queue_length: 0,
+            eta_ms: 0,
+            conversation_id: None,
+        },
+        ServerMessage::Result {
+            job_id: job_id.clone(),
+            seq: 1,
+            output: hit.output.clone(),
+            compute_ms: hit.compute_ms,
+            cached: true,
+        },
+        ServerMessage::Done {
+            job_id,
+            seq: 2,
+            usage: None,
+        },
+    ]
+}
+
 fn encode(msg: &ServerMessage) -> Arc<str> {
     serde_json::to_string(msg)
         .expect("server messages serialize")
@@ -143,6 +178,19 @@ fn error(client_ref: Option<String>, code: ErrorCode, message: String) -> Server
         seq: None,
         code,
         message,
+        retry_after_ms: None,
+    }
+}
+
+/// A refused submission, with when to retry where that makes sense.
+fn refused(client_ref: String, e: &crate::error::JobError) -> ServerMessage {
+    ServerMessage::Error {
+        job_id: None,
+        client_ref: Some(client_ref),
+        seq: None,
+        code: e.code(),
+        message: e.to_string(),
+        retry_after_ms: e.retry_after().map(|d| d.as_millis() as u64),
     }
 }
 
@@ -159,35 +207,46 @@ impl Conn {
         });
     }
 
-    /// Decodes one text frame and acts on it; returns the immediate reply, if any.
-    async fn handle_text(&mut self, text: &str) -> Option<ServerMessage> {
+    /// Decodes one text frame and acts on it; returns the immediate replies, if any.
+    async fn handle_text(&mut self, text: &str) -> Vec<ServerMessage> {
+        self.handle_one(text)
+            .await
+            .map_or_else(Vec::new, |r| match r {
+                Reply::One(m) => vec![m],
+                Reply::Many(ms) => ms,
+            })
+    }
+
+    async fn handle_one(&mut self, text: &str) -> Option<Reply> {
         let limit = self.state.config.max_message_bytes;
         if text.len() > limit {
-            return Some(error(
+            return Some(Reply::One(error(
                 None,
                 ErrorCode::BadMessage,
                 format!(
                     "message of {} bytes is over the limit of {limit} bytes",
                     text.len()
                 ),
-            ));
+            )));
         }
         let msg = match decode(text) {
             Ok(m) => m,
-            Err((code, client_ref, message)) => return Some(error(client_ref, code, message)),
+            Err((code, client_ref, message)) => {
+                return Some(Reply::One(error(client_ref, code, message)))
+            }
         };
         match msg {
-            ClientMessage::Ping { nonce } => Some(ServerMessage::Pong { nonce }),
+            ClientMessage::Ping { nonce } => Some(Reply::One(ServerMessage::Pong { nonce })),
             ClientMessage::Submit { client_ref, job } => self.submit(client_ref, job).await,
             ClientMessage::Cancel { job_id } => {
                 if self.state.relay.cancel(&job_id, self.follower.conn) {
                     None
                 } else {
-                    Some(error(
+                    Some(Reply::One(error(
                         None,
                         ErrorCode::NotFound,
                         format!("no job {job_id} is waiting or running on this connection"),
-                    ))
+                    )))
                 }
             }
             ClientMessage::Resume { job_id, last_seq } => {
@@ -202,24 +261,30 @@ impl Conn {
                         self.following.insert(job_id, cursor);
                         None
                     }
-                    Err(e) => Some(ServerMessage::Error {
+                    Err(e) => Some(Reply::One(ServerMessage::Error {
                         job_id: Some(job_id),
                         client_ref: None,
                         seq: None,
                         code: ErrorCode::NotFound,
                         message: e.to_string(),
-                    }),
+                        retry_after_ms: None,
+                    })),
                 }
             }
         }
     }
 
-    async fn submit(&mut self, client_ref: String, job: Job) -> Option<ServerMessage> {
+    async fn submit(&mut self, client_ref: String, job: Job) -> Option<Reply> {
         let (work, persist, resumable) = match job {
-            Job::Calc(c) => (crate::job::Work::Calc(c), None, false),
+            Job::Calc(c) => {
+                if let Some(hit) = self.state.cached(&c) {
+                    return Some(Reply::Many(cached_answer(client_ref, &hit)));
+                }
+                (crate::job::Work::Calc(c), None, false)
+            }
             Job::Chat(chat) => match crate::chat::prepare(&self.state, &self.session, chat).await {
                 Ok(p) => (p.work, Some(p.persist), true),
-                Err(e) => return Some(error(Some(client_ref), e.code(), e.to_string())),
+                Err(e) => return Some(Reply::One(refused(client_ref, &e))),
             },
         };
         let sub = Submission {
@@ -236,7 +301,7 @@ impl Conn {
                 self.following.insert(id, 0);
                 None
             }
-            Err(e) => Some(error(Some(client_ref), e.code(), e.to_string())),
+            Err(e) => Some(Reply::One(refused(client_ref, &e))),
         }
     }
 }

@@ -139,6 +139,7 @@ mod tests {
             seq: Some(2),
             code: ErrorCode::Cancelled,
             message: "secret details".into(),
+            retry_after_ms: None,
         });
         assert_eq!(
             failed,

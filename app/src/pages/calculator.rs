@@ -98,6 +98,10 @@ fn status_text(tracker: &JobTracker) -> String {
             )
         }
         Phase::Running { .. } => "Running…".into(),
+        Phase::Finished(f) if f.cached => format!(
+            "Done · from the cache (computed in {} before)",
+            format::millis(f.compute_ms)
+        ),
         Phase::Finished(f) => format!("Done · computed in {}", format::millis(f.compute_ms)),
         Phase::Failed { code, .. } if code == "cancelled" => "Cancelled".into(),
         Phase::Failed { .. } => "Failed".into(),

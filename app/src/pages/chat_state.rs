@@ -532,6 +532,7 @@ mod tests {
             seq,
             code,
             message: "what happened".into(),
+            retry_after_ms: None,
         }
     }
 

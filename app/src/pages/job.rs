@@ -48,6 +48,8 @@ pub struct Finished {
     pub waited_ms: u64,
     /// Time spent on the device.
     pub compute_ms: f64,
+    /// Answered from the server's result cache (no wait, no device).
+    pub cached: bool,
 }
 
 /// Code shown when the socket drops while a job is in flight.
@@ -210,7 +212,10 @@ impl JobTracker {
                 true
             }
             ServerMessage::Result {
-                output, compute_ms, ..
+                output,
+                compute_ms,
+                cached,
+                ..
             } => {
                 let waited_ms = match self.phase {
                     Phase::Running { waited_ms } => waited_ms,
@@ -220,6 +225,7 @@ impl JobTracker {
                     output,
                     waited_ms,
                     compute_ms,
+                    cached,
                 }));
                 self.cancelling = false;
                 true
@@ -267,6 +273,7 @@ mod tests {
             seq: None,
             code,
             message: "m".into(),
+            retry_after_ms: None,
         }
     }
 
@@ -311,7 +318,8 @@ mod tests {
             job_id: id("j1"),
             seq: 3,
             output: output.clone(),
-            compute_ms: 3.1
+            compute_ms: 3.1,
+            cached: false,
         }));
         let f = t.finished().unwrap();
         assert_eq!(

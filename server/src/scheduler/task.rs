@@ -124,6 +124,8 @@ struct Task {
     dispatched: u64,
     /// Published moving average of run times, for the handle's retry hints.
     avg_run_us: Arc<AtomicU64>,
+    /// Recent samples of the device's busy time, for its utilization.
+    utilization: crate::stats::UtilizationWindow,
     /// Waiting jobs by id.
     waiting_ids: HashMap<JobId, QueueKey>,
     /// Wait deadlines, earliest first.
@@ -172,6 +174,7 @@ pub(super) fn spawn(parts: TaskParts) {
         costs: HashMap::new(),
         dispatched: 0,
         avg_run_us,
+        utilization: crate::stats::UtilizationWindow::default(),
         waiting_ids: HashMap::new(),
         deadlines: BTreeSet::new(),
         running: HashMap::new(),
@@ -390,6 +393,7 @@ impl Task {
             self.device.close_if_idle(now);
         }
         self.clock.forget_idle();
+        self.utilization.sample(self.device.busy());
         self.stats.roll_history(self.queue.len() as u64);
         if self.queue.is_dirty()
             && now.duration_since(self.last_flush) >= self.config.position_interval
@@ -506,8 +510,15 @@ impl Task {
                     }
                     .into(),
                 },
-                device: self.device.stats(),
+                device: {
+                    let mut d = self.device.stats();
+                    let (utilization, window) = self.utilization.utilization(self.device.busy());
+                    d.utilization = utilization;
+                    d.utilization_window_seconds = window.as_secs_f64();
+                    d
+                },
                 model: Default::default(),
+                cache: Default::default(),
                 history: self.stats.history(),
                 history_step_seconds: 1,
             },
