@@ -17,6 +17,7 @@ pub mod device;
 pub mod embed;
 pub mod error;
 pub mod job;
+pub mod metrics;
 pub mod model;
 pub mod openai;
 pub mod party;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub started: Instant,
     /// The calculator's result cache.
     pub cache: Arc<cache::ResultCache>,
+    /// What `/metrics` exposes.
+    pub metrics: Arc<metrics::Metrics>,
     /// The calculator's caps (cache hits are checked against them too).
     pub calc_limits: CalcLimits,
     /// Open WebSocket connections.
@@ -132,6 +135,7 @@ pub async fn state(
         Arc::clone(&device),
     )
     .map_err(std::io::Error::other)?;
+    let metrics = Arc::new(metrics::Metrics::new());
     let scheduler = Scheduler::spawn(
         SchedulerConfig {
             max_concurrent: config.max_concurrent.max(1),
@@ -149,6 +153,7 @@ pub async fn state(
             calc: calculator,
             chat: Arc::clone(&chat),
         }),
+        Arc::clone(&metrics),
         shutdown.clone(),
     );
     let relay = Relay::new(
@@ -172,6 +177,7 @@ pub async fn state(
         store,
         config: Arc::new(config),
         cache,
+        metrics,
         calc_limits,
         started: Instant::now(),
         connections: Arc::new(AtomicUsize::new(0)),
@@ -238,6 +244,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/stats", get(routes::stats))
         .route("/queue/status", get(routes::queue_status))
         .route("/health", get(routes::health))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/chat/completions", post(openai::completions))
         .route("/v1/models", get(openai::models))
         .route("/chat/stream", post(chat_stream::chat_stream))

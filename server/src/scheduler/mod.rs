@@ -176,6 +176,10 @@ impl Default for SchedulerConfig {
 /// A point-in-time view for the HTTP endpoints.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
+    /// Jobs in the queue, by kind (for `/metrics`).
+    pub waiting_by_kind: Vec<(&'static str, u64)>,
+    /// Jobs handed to the device ahead of their turn (counted as waiting in `stats`).
+    pub prefetched: u64,
     /// `/api/device/queue`.
     pub device_queue: DeviceQueue,
     /// `/queue/status`.
@@ -268,6 +272,7 @@ impl Scheduler {
         config: SchedulerConfig,
         device: Arc<DeviceHost>,
         executor: Arc<dyn Executor>,
+        metrics: Arc<crate::metrics::Metrics>,
         shutdown: CancellationToken,
     ) -> Scheduler {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -285,6 +290,7 @@ impl Scheduler {
             rx,
             permits: Arc::clone(&permits),
             avg_run_us: Arc::clone(&avg_run_us),
+            metrics,
             shutdown,
         });
         Scheduler {

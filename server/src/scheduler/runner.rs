@@ -38,6 +38,7 @@ pub(super) struct RunSpec {
     pub executor: Arc<dyn Executor>,
     pub max_run: Duration,
     pub max_wait: Duration,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub tx: mpsc::UnboundedSender<Command>,
 }
 
@@ -78,6 +79,7 @@ async fn run(spec: RunSpec) {
         executor,
         max_run,
         max_wait,
+        metrics,
         tx,
     } = spec;
     let start = Arc::new(JobStart::new(enqueued, places));
@@ -166,6 +168,7 @@ async fn run(spec: RunSpec) {
         }
         Ok(Outcome::Chat(usage)) => {
             tracing::debug!(tokens = usage.completion_tokens, "answer done");
+            metrics.on_answer(&usage);
             events.send(JobEvent::Answered(usage)).await;
         }
         Err(e) => {

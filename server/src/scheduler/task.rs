@@ -126,6 +126,10 @@ struct Task {
     avg_run_us: Arc<AtomicU64>,
     /// Recent samples of the device's busy time, for its utilization.
     utilization: crate::stats::UtilizationWindow,
+    /// Waiting jobs by kind (for `/metrics`).
+    waiting_kinds: HashMap<&'static str, u64>,
+    /// Where events are counted for `/metrics`.
+    metrics: Arc<crate::metrics::Metrics>,
     /// Waiting jobs by id.
     waiting_ids: HashMap<JobId, QueueKey>,
     /// Wait deadlines, earliest first.
@@ -148,6 +152,7 @@ pub(super) struct TaskParts {
     pub rx: mpsc::UnboundedReceiver<Command>,
     pub permits: Arc<Semaphore>,
     pub avg_run_us: Arc<AtomicU64>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub shutdown: CancellationToken,
 }
 
@@ -160,6 +165,7 @@ pub(super) fn spawn(parts: TaskParts) {
         rx,
         permits,
         avg_run_us,
+        metrics,
         shutdown,
     } = parts;
     let task = Task {
@@ -175,6 +181,8 @@ pub(super) fn spawn(parts: TaskParts) {
         dispatched: 0,
         avg_run_us,
         utilization: crate::stats::UtilizationWindow::default(),
+        waiting_kinds: HashMap::new(),
+        metrics,
         waiting_ids: HashMap::new(),
         deadlines: BTreeSet::new(),
         running: HashMap::new(),
@@ -232,6 +240,7 @@ impl Task {
             } => {
                 if let Some(r) = self.running.remove(&id) {
                     if let Some(run) = run {
+                        self.metrics.on_finish(r.kind, waited, run);
                         self.stats.on_start(waited);
                         self.stats.on_finish(run, waited + run);
                         self.avg_run_us
@@ -240,11 +249,11 @@ impl Task {
                         *cost = (*cost * 4 + run) / 5;
                     }
                     if let Some(code) = failure {
-                        self.stats.on_rejected(code);
+                        self.reject(code);
                     }
                 }
             }
-            Command::Refused(code) => self.stats.on_rejected(code),
+            Command::Refused(code) => self.reject(code),
             Command::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
             }
@@ -264,6 +273,7 @@ impl Task {
         self.deadlines.insert((w.deadline, key));
         self.waiting_ids.insert(w.id.clone(), key);
         let (sink, id) = (w.sink.clone(), w.id.clone());
+        *self.waiting_kinds.entry(w.job.kind()).or_default() += 1;
         let position = self.queue.push(key, w);
         let accepted = JobEvent::Accepted {
             position,
@@ -277,6 +287,7 @@ impl Task {
     fn cancel(&mut self, id: JobId, notify: bool) {
         if let Some(key) = self.waiting_ids.remove(&id) {
             if let Some(w) = self.queue.remove(&key) {
+                self.left_queue(&w);
                 self.deadlines.remove(&(w.deadline, key));
                 self.clock.withdrawn(&w.party, &w.tags);
                 self.stats.cancelled += 1;
@@ -289,6 +300,19 @@ impl Task {
             tracing::debug!(job_id = %id, "running job cancelled");
             self.stats.cancelled += 1;
             r.cancel.cancel();
+        }
+    }
+
+    /// A refusal or failure, counted for `/api/stats` and `/metrics`.
+    fn reject(&mut self, code: &'static str) {
+        self.stats.on_rejected(code);
+        self.metrics.on_rejected(code);
+    }
+
+    /// Bookkeeping for a job that left the queue (for any reason).
+    fn left_queue(&mut self, w: &Waiting) {
+        if let Some(n) = self.waiting_kinds.get_mut(w.job.kind()) {
+            *n = n.saturating_sub(1);
         }
     }
 
@@ -320,6 +344,7 @@ impl Task {
             let Some((key, mut w)) = self.queue.pop_first() else {
                 break;
             };
+            self.left_queue(&w);
             self.waiting_ids.remove(&w.id);
             self.deadlines.remove(&(w.deadline, key));
             if w.sink.is_closed() {
@@ -366,6 +391,7 @@ impl Task {
                 executor: Arc::clone(&self.executor),
                 max_run: self.config.max_run,
                 max_wait: self.config.max_wait,
+                metrics: Arc::clone(&self.metrics),
                 tx,
             });
         }
@@ -379,8 +405,9 @@ impl Task {
             }
             self.deadlines.pop_first();
             if let Some(w) = self.queue.remove(&key) {
+                self.left_queue(&w);
                 self.waiting_ids.remove(&w.id);
-                self.stats.on_rejected("timeout");
+                self.reject("timeout");
                 tracing::info!(job_id = %w.id, "job timed out waiting");
                 deliver(
                     &w.sink,
@@ -426,6 +453,7 @@ impl Task {
         self.draining = true;
         self.permits.close();
         while let Some((_, w)) = self.queue.pop_first() {
+            self.left_queue(&w);
             deliver(&w.sink, &w.id, JobEvent::Failed(JobError::ShuttingDown));
         }
         self.waiting_ids.clear();
@@ -471,6 +499,8 @@ impl Task {
         let running = self.running.len().min(self.config.max_concurrent) as u64;
         let max_concurrent = self.config.max_concurrent as u64;
         Snapshot {
+            waiting_by_kind: self.waiting_kinds.iter().map(|(k, n)| (*k, *n)).collect(),
+            prefetched: self.prefetched() as u64,
             device_queue: DeviceQueue {
                 total_requests: self.stats.total_finished,
                 currently_waiting: waiting,

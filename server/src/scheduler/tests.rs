@@ -80,7 +80,13 @@ fn start(config: SchedulerConfig) -> (Scheduler, Arc<Scripted>) {
         started: Mutex::new(vec![]),
     });
     let device = DeviceHost::new(Box::new(CpuBackend), Duration::from_secs(60));
-    let s = Scheduler::spawn(config, device, exec.clone(), CancellationToken::new());
+    let s = Scheduler::spawn(
+        config,
+        device,
+        exec.clone(),
+        Arc::new(crate::metrics::Metrics::new()),
+        CancellationToken::new(),
+    );
     (s, exec)
 }
 
