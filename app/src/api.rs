@@ -102,6 +102,9 @@ pub struct Stats {
     /// The calculator's result cache.
     #[serde(default)]
     pub cache: CacheStats,
+    /// The server process itself.
+    #[serde(default)]
+    pub process: ProcessStats,
     /// One point per `history_step_seconds` over the last minutes, oldest first, for charts.
     pub history: Vec<HistoryPoint>,
     /// Seconds between history points.
@@ -156,6 +159,15 @@ pub struct QueueStats {
     /// How waiting jobs are ordered: `fair` or `fifo`.
     #[serde(default)]
     pub order: String,
+}
+
+/// The `process` section: the server's own footprint.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessStats {
+    /// Resident memory, in bytes (0 where the platform does not say).
+    pub rss_bytes: u64,
+    /// Open WebSocket connections.
+    pub websocket_connections: u64,
 }
 
 /// The `cache` section (seed 001's names): the calculator's result cache.

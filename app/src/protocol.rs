@@ -130,9 +130,27 @@ pub struct CalcJob {
     /// For `sum`, `mean`, `max`: reduce over this dimension instead of over everything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dim: Option<usize>,
-    /// For `sleep` (test mode): how long to hold the device.
+    /// For `sleep` (test mode): how long to hold the device, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ms: Option<u64>,
+    /// For `sleep` (test mode): microseconds, added to `ms` (for sub-millisecond jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub us: Option<u64>,
+}
+
+impl CalcJob {
+    /// For `sleep`: how long it holds the device (`ms` plus `us`), if either is given.
+    pub fn sleep_duration(&self) -> Option<std::time::Duration> {
+        if self.ms.is_none() && self.us.is_none() {
+            return None;
+        }
+        let micros = self
+            .ms
+            .unwrap_or(0)
+            .saturating_mul(1000)
+            .saturating_add(self.us.unwrap_or(0));
+        Some(std::time::Duration::from_micros(micros))
+    }
 }
 
 /// A job for the device, tagged by `kind`.

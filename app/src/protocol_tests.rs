@@ -38,6 +38,7 @@ fn client_messages_golden() {
                 }),
                 dim: None,
                 ms: None,
+                us: None,
             }),
         },
         json!({"type":"submit","client_ref":"r1","job":{"kind":"calc","op":"matmul",

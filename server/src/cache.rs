@@ -164,6 +164,7 @@ mod tests {
             b: None,
             dim: None,
             ms: None,
+            us: None,
         }
     }
 

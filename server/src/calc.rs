@@ -38,10 +38,13 @@ pub fn validate(job: &CalcJob, limits: &CalcLimits) -> Result<(Vec<usize>, u64),
                 Op::PUBLIC.map(Op::as_str).join(", ")
             )));
         }
-        let ms = job.ms.ok_or_else(|| invalid("op \"sleep\" needs \"ms\""))?;
-        if Duration::from_millis(ms) > limits.max_sleep {
+        let d = job
+            .sleep_duration()
+            .ok_or_else(|| invalid("op \"sleep\" needs \"ms\" (or \"us\")"))?;
+        if d > limits.max_sleep {
             return Err(invalid(format!(
-                "sleep of {ms} ms is over the test maximum"
+                "sleep of {} is over the test maximum",
+                humantime::format_duration(d)
             )));
         }
         return Ok((vec![], 0));
@@ -219,14 +222,19 @@ pub fn execute(
     };
     checkpoint()?;
     if job.op == Op::Sleep {
-        let until = Instant::now() + Duration::from_millis(job.ms.unwrap_or(0));
-        while Instant::now() < until {
+        let d = job.sleep_duration().unwrap_or_default();
+        let until = Instant::now() + d;
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
             checkpoint()?;
-            std::thread::sleep(Duration::from_millis(5).min(until - Instant::now()));
+            std::thread::sleep(Duration::from_millis(5).min(until - now));
         }
         return Ok(Tensor {
             shape: vec![],
-            data: vec![job.ms.unwrap_or(0) as f32],
+            data: vec![d.as_secs_f64() as f32 * 1e3],
         });
     }
     let run = || -> candle_core::Result<CTensor> {

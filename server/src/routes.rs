@@ -143,6 +143,10 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<app::api::Stats
     let mut stats = snapshot(&state).await?.stats;
     stats.model = state.chat.stats();
     stats.cache = state.cache.stats();
+    stats.process = app::api::ProcessStats {
+        rss_bytes: crate::stats::process_rss_bytes().unwrap_or(0),
+        websocket_connections: state.connections.load(Ordering::Relaxed) as u64,
+    };
     Ok(Json(stats))
 }
 

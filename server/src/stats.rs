@@ -193,6 +193,20 @@ impl Stats {
     }
 }
 
+/// The server process's resident memory in bytes, from `/proc/self/status` (`None` elsewhere).
+pub fn process_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
 /// The device's utilization over the last [`UTILIZATION_WINDOW`]: busy time over wall time,
 /// from samples of its busy-time counter taken about once a second.
 #[derive(Default)]
@@ -247,6 +261,14 @@ mod tests {
         assert!(w.buckets.len() <= WINDOW_SECS as usize);
         assert_eq!(w.merged(999).len(), WINDOW_SECS);
         assert_eq!(w.merged(999 + WINDOW_SECS).len(), 0);
+    }
+
+    #[test]
+    fn the_process_knows_its_resident_memory() {
+        if cfg!(target_os = "linux") {
+            let rss = process_rss_bytes().expect("VmRSS on Linux");
+            assert!(rss > 1 << 20, "{rss}");
+        }
     }
 
     #[test]

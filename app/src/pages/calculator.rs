@@ -60,6 +60,7 @@ fn build_job(
         b: b_input,
         dim,
         ms: None,
+        us: None,
     })
 }
 

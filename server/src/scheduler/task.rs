@@ -321,7 +321,7 @@ impl Task {
     fn expected_cost(&self, job: &Work) -> Duration {
         if let Work::Calc(c) = job {
             if c.op == app::protocol::Op::Sleep {
-                return Duration::from_millis(c.ms.unwrap_or(0));
+                return c.sleep_duration().unwrap_or_default();
             }
         }
         self.costs
@@ -549,6 +549,7 @@ impl Task {
                 },
                 model: Default::default(),
                 cache: Default::default(),
+                process: Default::default(),
                 history: self.stats.history(),
                 history_step_seconds: 1,
             },

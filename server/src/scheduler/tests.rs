@@ -97,6 +97,7 @@ fn job(op: Op, ms: u64) -> Work {
         b: None,
         dim: None,
         ms: Some(ms),
+        us: None,
     })
 }
 
