@@ -108,9 +108,9 @@ impl<V: Announced> WaitQueue<V> {
         Some((k, v))
     }
 
-    /// The 1-based position of `key`, if it is waiting. (The scheduler reads positions through
-    /// `push` and `flush_changes`; this direct query serves the recount checks.)
-    #[cfg(test)]
+    /// The 1-based position of `key`, if it is waiting, in O(log n). (The scheduler reads
+    /// positions through `push` and `flush_changes`; this direct query serves the recount checks
+    /// and the benchmarks.)
     pub fn position(&self, key: &QueueKey) -> Option<u64> {
         self.order
             .contains_key(key)
