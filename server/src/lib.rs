@@ -293,6 +293,13 @@ pub async fn run(
             stop.cancel();
         }
     };
+    // No Nagle delay: protocol messages are small and go out one at a time; waiting for an ACK
+    // before sending the next one would add tens of milliseconds to every job.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -12,6 +12,11 @@ async fn main() -> std::io::Result<()> {
         )
         .init();
     let config = Config::from_env_and_args();
+    // Every waiting client holds a socket: take the open-files limit the system allows.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
+    }
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     turnstile_server::run(listener, config, shutdown_signal()).await
 }

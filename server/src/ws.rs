@@ -48,14 +48,22 @@ pub async fn upgrade(
         .max_message_bytes
         .saturating_mul(4)
         .max(1 << 20);
+    // Small buffers: an idle connection waiting in the queue should cost a few KiB, not the
+    // 2 x 128 KiB tungstenite reserves by default (larger messages still arrive whole; the read
+    // buffer only sets the chunk read at a time). Writes go out at once, one frame per message.
     ws.max_message_size(hard_limit)
         .max_frame_size(hard_limit)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| {
             let conn = uuid::Uuid::new_v4().as_u64_pair().0;
             let span = tracing::info_span!("ws", conn_id = %format!("{conn:016x}"));
             serve(socket, state, session, party, conn).instrument(span)
         })
 }
+
+/// Bytes read from a socket at a time.
+const READ_BUFFER: usize = 4 << 10;
 
 /// Counts the connection for `/health` while it lives.
 struct ConnectionGuard(AppState);

@@ -1,0 +1,82 @@
+//! `turnstile-load`: the command line over the [`turnstile_load`] scenarios. It talks only to
+//! the address it is given, prints the scenario's table to stdout and, with `--json PATH`, writes
+//! the same figures as JSON. It exits 0 when the scenario ran (errors it counted are in the
+//! report), 1 when it could not run at all, 2 on bad arguments.
+#![allow(clippy::print_stdout)]
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use turnstile_load::{chat, client, flood, hold, report, saturate};
+
+/// Turnstile's load generator. Start the server with `--test-mode` for the sleep jobs; see each
+/// scenario's help for the flags it needs.
+#[derive(Parser, Debug)]
+#[command(name = "turnstile-load", version)]
+struct Cli {
+    /// The server's address (host:port).
+    #[arg(long, default_value = "127.0.0.1:3000", global = true)]
+    addr: String,
+    /// Also write the report as JSON to this file.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+    /// What to run.
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+/// The scenarios.
+#[derive(Subcommand, Debug)]
+enum Scenario {
+    /// Clients send calculator jobs back to back: throughput, latency, utilization.
+    /// Server: `--test-mode` for `--job sleep`.
+    Saturate(saturate::SaturateOptions),
+    /// Thousands of queued clients: memory per waiter, and the lag of a queue change.
+    /// Server: `--test-mode --max-run 1h --max-wait 1h --max-waiting <above waiters>`.
+    Hold(hold::HoldOptions),
+    /// One session floods the queue, light sessions arrive during it: waits and Jain's index.
+    /// Server: `--test-mode --max-waiting-per-session 256` (and `--queue-order fair|fifo`).
+    Flood(flood::FloodOptions),
+    /// Concurrent chats: time to first token, tokens/s, queue waits.
+    Chat(chat::ChatOptions),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Thousands of sockets need more than the usual 1024 open files; hold also asks itself.
+    if let Err(e) = client::raise_open_files(u64::MAX) {
+        eprintln!("warning: {e}");
+    }
+    let outcome = match &cli.scenario {
+        Scenario::Saturate(o) => saturate::run(&cli.addr, o)
+            .await
+            .and_then(|r| emit(&cli, r.table().to_string(), &r)),
+        Scenario::Hold(o) => hold::run(&cli.addr, o)
+            .await
+            .and_then(|r| emit(&cli, r.table().to_string(), &r)),
+        Scenario::Flood(o) => flood::run(&cli.addr, o)
+            .await
+            .and_then(|r| emit(&cli, r.table(), &r)),
+        Scenario::Chat(o) => chat::run(&cli.addr, o)
+            .await
+            .and_then(|r| emit(&cli, r.table().to_string(), &r)),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("turnstile-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints the table and writes the JSON file, if one was asked for.
+fn emit(cli: &Cli, table: String, report: &impl serde::Serialize) -> Result<(), String> {
+    println!("{table}");
+    if let Some(path) = &cli.json {
+        report::write_json(path, report)?;
+        println!("JSON written to {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! Every scenario in small form against a real Turnstile server started in-process on an
+//! ephemeral port in test mode, each test on a fresh database file, through the crate's library
+//! API (and once through the binary). Tests take turns (one lock) so that the timing of one
+//! (the flood's job-times) is not disturbed by another's load on a small machine.
+
+use clap::Parser;
+use std::path::PathBuf;
+use tokio::sync::{oneshot, Mutex, MutexGuard};
+use turnstile_load::{chat, flood, hold, jobs::CalcKind, saturate};
+use turnstile_server::config::Config;
+
+/// One test at a time.
+static TURN: Mutex<()> = Mutex::const_new(());
+
+/// A running server; dropping it stops the server and removes its database.
+struct Server {
+    /// `host:port`.
+    addr: String,
+    /// Its SQLite file.
+    db: PathBuf,
+    /// Dropping it is the shutdown signal.
+    _stop: oneshot::Sender<()>,
+    /// Held for the test's length.
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.db.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The embedded model that `scripts/model.sh` puts in the data directory.
+fn model_path() -> String {
+    let data = std::env::var("TURNSTILE_DATA_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../data").to_owned());
+    format!("{data}/models/SmolLM2-135M-Instruct.Q8_0.gguf")
+}
+
+/// Starts a test-mode server with extra `flags` on a fresh database file, once it is our turn.
+async fn start(flags: &[&str]) -> Server {
+    let turn = TURN.lock().await;
+    let db = std::env::temp_dir().join(format!(
+        "turnstile-load-test-{}.sqlite3",
+        turnstile_load::client::new_session()
+    ));
+    let db_arg = db.to_str().unwrap().to_owned();
+    let model = model_path();
+    let mut args = vec![
+        "turnstile",
+        "--test-mode",
+        "--db",
+        &db_arg,
+        "--model",
+        &model,
+    ];
+    args.extend_from_slice(flags);
+    let config = Config::parse_from(args);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(turnstile_server::run(listener, config, async move {
+        let _ = stopped.await;
+    }));
+    Server {
+        addr,
+        db,
+        _stop: stop,
+        _turn: turn,
+    }
+}
+
+/// 4 clients x 20 jobs, well within 30 s.
+fn saturate_opts(transport: saturate::Transport, job: CalcKind) -> saturate::SaturateOptions {
+    saturate::SaturateOptions {
+        clients: 4,
+        transport,
+        job,
+        sleep_us: 2000,
+        jobs_per_client: 20,
+        duration: 30.0,
+    }
+}
+
+/// The checks every clean saturate run of 4 x 20 must pass.
+fn assert_clean_saturate(r: &saturate::SaturateReport) {
+    assert_eq!(r.clients_started, 4, "{r:#?}");
+    assert_eq!(r.completed, 80, "{r:#?}");
+    assert_eq!(r.errors.total(), 0, "{r:#?}");
+    assert_eq!((r.cached, r.unfinished), (0, 0), "{r:#?}");
+    assert_eq!(r.latency.count, 80);
+    assert!(r.latency.p50_us > 0 && r.latency.p50_us <= r.latency.max_us);
+    assert!(r.jobs_per_second > 0.0, "{r:#?}");
+    let u = r.server.utilization;
+    assert!(u > 0.0 && u <= 1.0, "utilization {u}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saturate_over_the_websocket_completes_every_distinct_job() {
+    let server = start(&[]).await;
+    let r = saturate::run(
+        &server.addr,
+        &saturate_opts(saturate::Transport::Ws, CalcKind::Add),
+    )
+    .await
+    .unwrap();
+    assert_clean_saturate(&r);
+    // The adds are distinct, so the server's cache answered none of them.
+    assert_eq!(r.server.cache_hits, 0, "{r:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saturate_over_http_completes_every_distinct_job() {
+    let server = start(&[]).await;
+    let r = saturate::run(
+        &server.addr,
+        &saturate_opts(saturate::Transport::Http, CalcKind::Add),
+    )
+    .await
+    .unwrap();
+    assert_clean_saturate(&r);
+    assert_eq!(r.server.cache_hits, 0, "{r:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saturate_with_sleeps_accounts_for_their_device_time() {
+    let server = start(&[]).await;
+    let r = saturate::run(
+        &server.addr,
+        &saturate_opts(saturate::Transport::Ws, CalcKind::Sleep),
+    )
+    .await
+    .unwrap();
+    assert_clean_saturate(&r);
+    // 80 jobs of 2 ms each held the device at least that long, and each took at least 2 ms.
+    assert!(r.server.busy_seconds >= 0.9 * 0.160, "{r:#?}");
+    assert!(r.latency.p50_us >= 2000, "{r:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_measures_memory_per_waiter_and_the_lag_of_each_round() {
+    let server = start(&[
+        "--max-run",
+        "1h",
+        "--max-wait",
+        "1h",
+        "--max-waiting",
+        "1000",
+    ])
+    .await;
+    let opts = hold::HoldOptions {
+        waiters: 50,
+        rounds: 3,
+        job_ms: 600_000,
+        round_gap_ms: 150,
+        timeout: 60.0,
+    };
+    let r = hold::run(&server.addr, &opts).await.unwrap();
+    assert_eq!(r.errors.total(), 0, "{r:#?}");
+    assert_eq!(r.waiters_queued, 50, "{r:#?}");
+    assert!(r.rss_before_bytes > 0 && r.rss_after_bytes > 0, "{r:#?}");
+    assert!(r.server_websocket_connections >= 51, "{r:#?}");
+    assert_eq!(r.rounds_measured, 3, "{r:#?}");
+    assert_eq!(r.lags_us.len(), 3);
+    assert_eq!(r.lag.count, 3);
+    assert!(r.lags_us.iter().all(|&lag| lag > 0), "{r:#?}");
+    assert!(r.lag.max_us < 10_000_000, "{r:#?}");
+}
+
+/// 40 flood jobs of 5 ms and 3 light sessions, one every 5 job-times.
+fn flood_opts() -> flood::FloodOptions {
+    flood::FloodOptions {
+        flood_jobs: 40,
+        light: 3,
+        job_ms: 5,
+        stagger: 5,
+        timeout: 60.0,
+    }
+}
+
+/// The checks every flood run must pass whatever the order.
+fn assert_complete_flood(r: &flood::FloodReport) {
+    assert_eq!(r.errors.total(), 0, "{r:#?}");
+    assert_eq!((r.flood.submitted, r.flood.completed), (40, 40), "{r:#?}");
+    assert_eq!(r.flood.waits_ms.len(), 40);
+    assert_eq!(r.light.len(), 3);
+    for l in &r.light {
+        assert_eq!(
+            (l.submitted, l.completed, l.waits_ms.len()),
+            (1, 1, 1),
+            "{r:#?}"
+        );
+        assert!(
+            l.service_rate.is_some_and(|x| x > 0.0 && x <= 1.0),
+            "{r:#?}"
+        );
+    }
+    let j = r.jain_index.unwrap();
+    assert!(j > 0.25 && j <= 1.0, "{r:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fair_server_lets_light_sessions_past_the_flood() {
+    let server = start(&["--max-waiting-per-session", "256"]).await;
+    let r = flood::run(&server.addr, &flood_opts()).await.unwrap();
+    assert_complete_flood(&r);
+    assert_eq!(r.queue_order, "fair");
+    for l in &r.light {
+        assert!(l.mean_wait_job_times <= 3.0, "{r:#?}");
+    }
+    // The flood itself waits behind its own backlog.
+    assert!(r.flood.mean_wait_job_times > 5.0, "{r:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_server_makes_light_sessions_wait_out_the_flood() {
+    let server = start(&["--max-waiting-per-session", "256", "--queue-order", "fifo"]).await;
+    let r = flood::run(&server.addr, &flood_opts()).await.unwrap();
+    assert_complete_flood(&r);
+    assert_eq!(r.queue_order, "fifo");
+    assert!(r.light[0].mean_wait_job_times > 10.0, "{r:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_streams_report_first_tokens_and_speeds() {
+    let model = model_path();
+    assert!(
+        std::path::Path::new(&model).exists(),
+        "{model} is missing: run scripts/model.sh"
+    );
+    let server = start(&[]).await;
+    let opts = chat::ChatOptions {
+        clients: 2,
+        max_tokens: 4,
+        prompt: "Say hello.".into(),
+        timeout: 60.0,
+    };
+    let r = chat::run(&server.addr, &opts).await.unwrap();
+    assert_eq!(r.errors.total(), 0, "{r:#?}");
+    assert_eq!(r.completed, 2, "{r:#?}");
+    assert!((2..=8).contains(&r.total_tokens), "{r:#?}");
+    assert!(r.token_messages >= 2, "{r:#?}");
+    assert_eq!(r.time_to_first_token.count, 2, "{r:#?}");
+    assert!(r.time_to_first_token.p50_us > 0);
+    assert_eq!(r.stream_tokens_per_second.count, 2, "{r:#?}");
+    assert_eq!(r.queue_wait.count, 2, "{r:#?}");
+    assert!(r.total_tokens_per_second > 0.0, "{r:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_prints_a_table_and_writes_the_same_figures_as_json() {
+    let server = start(&[]).await;
+    let json = std::env::temp_dir().join(format!(
+        "turnstile-load-test-{}.json",
+        turnstile_load::client::new_session()
+    ));
+    let args: Vec<String> = [
+        "--addr",
+        &server.addr,
+        "--json",
+        json.to_str().unwrap(),
+        "saturate",
+        "--clients",
+        "2",
+        "--jobs-per-client",
+        "5",
+        "--transport",
+        "http",
+        "--duration",
+        "30",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_turnstile-load"))
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("jobs completed") && stdout.contains("device utilization"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(report["scenario"], "saturate");
+    assert_eq!(report["completed"], 10, "{report:#}");
+    assert_eq!(report["options"]["transport"], "http");
+    assert!(report["latency"]["p99_us"].as_u64().unwrap() > 0);
+}
