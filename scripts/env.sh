@@ -25,11 +25,18 @@ if [ -z "$route" ]; then
   fi
 fi
 
+# With the standard library's sources (always on the Debian route; rustup's rust-src component
+# otherwise), std is rebuilt for the bundle, size-optimised, with panics that abort at once.
+WASM_BUILD_STD=()
 if [ "$route" = debian ]; then
   export PATH="/usr/bin:$PATH"
   WASM_BUILD_STD=(-Zbuild-std=std,panic_abort)
-else
-  WASM_BUILD_STD=()
+elif command -v rustup >/dev/null 2>&1 &&
+     rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
+  WASM_BUILD_STD=(-Zbuild-std=std,panic_abort)
+fi
+if [ ${#WASM_BUILD_STD[@]} -gt 0 ]; then
+  WASM_BUILD_STD+=(--config 'target.wasm32-unknown-unknown.rustflags=["-Zunstable-options","-Cpanic=immediate-abort"]')
 fi
 export RUSTC_BOOTSTRAP=1
 # Tools installed by `cargo install` and npm (wasm-opt from binaryen) come first.

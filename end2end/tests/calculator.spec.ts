@@ -1,4 +1,4 @@
-import { test, expect } from "./server";
+import { test, expect, startServer } from "./server";
 import type { Page } from "@playwright/test";
 
 async function openCalculator(page: Page, url: string) {
@@ -24,6 +24,27 @@ test("the hydrated calculator computes a matmul on the device", async ({ page, s
   await expect(result).toBeVisible();
   await expect(result.locator(".cell")).toHaveText(["19", "22", "43", "50"]);
   await expect(page.getByTestId("heatmap")).toBeVisible();
+});
+
+test("an identical job is answered from the server's cache, and says so", async ({ browser }) => {
+  const cached = await startServer(["--cache-entries", "100"]);
+  try {
+    const page = await (await browser.newContext()).newPage();
+    await openCalculator(page, cached.url);
+    await page.getByTestId("op").selectOption("matmul");
+    await page.getByTestId("submit").click();
+    await expect(page.getByTestId("status")).toContainText("computed in");
+    await expect(page.getByTestId("status")).not.toContainText("cache");
+    // The same job again (another person, same operands): no wait, no device.
+    const other = await (await browser.newContext()).newPage();
+    await openCalculator(other, cached.url);
+    await other.getByTestId("op").selectOption("matmul");
+    await other.getByTestId("submit").click();
+    await expect(other.getByTestId("status")).toContainText("from the cache");
+    await expect(other.getByTestId("result").locator(".cell")).toHaveText(["19", "22", "43", "50"]);
+  } finally {
+    cached.process.kill("SIGTERM");
+  }
 });
 
 test("a second user sees a live position while the first one's slow job runs", async ({ browser, server }) => {

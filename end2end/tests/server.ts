@@ -18,9 +18,12 @@ export async function startServer(extraArgs: string[] = []): Promise<Server> {
   const db = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "turnstile-e2e-")), "turnstile.sqlite3");
   // A generous run limit: a loaded CI machine can make a streamed answer slow, and a test
   // must fail on what it checks, not on a chat cut short by the server's own limit.
+  // No result cache unless a test asks for it: most tests watch jobs queue and run, and an
+  // identical job computed by an earlier test would be answered at once.
   const args = [
     "--addr", "127.0.0.1:0", "--test-mode", "--site-root", siteRoot, "--model", model, "--db", db,
     "--max-run", "120s",
+    ...(extraArgs.includes("--cache-entries") ? [] : ["--cache-entries", "0"]),
   ];
   const child = spawn(bin, [...args, ...extraArgs], {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "info", NO_COLOR: "1" },

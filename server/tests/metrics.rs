@@ -16,6 +16,11 @@ async fn metrics_names_are_present_under_load() {
         json!({"kind":"chat","message":"Say hi.","max_tokens":4}),
     ))
     .await;
+    let first = chat.recv().await;
+    assert!(
+        matches!(first, app::protocol::ServerMessage::Accepted { .. }),
+        "{first:?}"
+    );
     let mut clients = vec![];
     for i in 0..8 {
         let mut c = server.ws_as(&new_session()).await;
@@ -36,7 +41,14 @@ async fn metrics_names_are_present_under_load() {
     for c in &mut clients {
         c.until_end().await;
     }
-    chat.until_end().await;
+    let answer = chat.until_end().await;
+    assert!(
+        matches!(
+            answer.last(),
+            Some(app::protocol::ServerMessage::Done { .. })
+        ),
+        "{answer:?}"
+    );
 
     let response = reqwest::get(server.url("/metrics")).await.unwrap();
     assert!(response.headers()["content-type"]
