@@ -316,7 +316,7 @@ impl Conn {
 
 /// Parses a client message. Unusable frames are `bad_message`; a `submit` whose job does not
 /// decode is `invalid_input` (with its `client_ref`), since the message itself was understood.
-fn decode(text: &str) -> Result<ClientMessage, (ErrorCode, Option<String>, String)> {
+pub fn decode(text: &str) -> Result<ClientMessage, (ErrorCode, Option<String>, String)> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         (
             ErrorCode::BadMessage,
