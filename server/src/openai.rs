@@ -120,7 +120,7 @@ pub async fn completions(
         messages: req.messages,
         params,
     });
-    let (tx, rx) = mpsc::channel(64);
+    let (tx, rx) = mpsc::unbounded_channel();
     let ticket = match state.scheduler.submit(work, party, tx) {
         Ok(t) => t,
         Err(e) => return job_error(e),
@@ -148,7 +148,7 @@ pub async fn completions(
 
 /// Waits for the whole answer.
 async fn whole(
-    mut rx: mpsc::Receiver<(JobId, JobEvent)>,
+    mut rx: mpsc::UnboundedReceiver<(JobId, JobEvent)>,
     ticket: JobTicket,
     id: String,
     model: String,
@@ -188,7 +188,7 @@ async fn whole(
 
 /// A streamed answer: the job's events as SSE chunks.
 struct Answer {
-    rx: mpsc::Receiver<(JobId, JobEvent)>,
+    rx: mpsc::UnboundedReceiver<(JobId, JobEvent)>,
     /// Dropping it (the client went away) cancels the job.
     ticket: Option<JobTicket>,
     id: String,

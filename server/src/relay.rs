@@ -28,9 +28,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 
-/// Events buffered between a job and its pump.
-const JOB_EVENTS: usize = 64;
-
 /// Who follows a log: a connection, woken through its `Notify`.
 #[derive(Clone)]
 pub struct Follower {
@@ -188,7 +185,7 @@ impl Relay {
         work: crate::job::Work,
         sub: Submission,
     ) -> Result<JobId, JobError> {
-        let (tx, rx): (EventSink, _) = mpsc::channel(JOB_EVENTS);
+        let (tx, rx): (EventSink, _) = mpsc::unbounded_channel();
         let ticket = scheduler.submit(work, sub.party, tx)?;
         let id = ticket.id().clone();
         self.logs.lock().insert(
@@ -432,7 +429,7 @@ struct Pump {
 }
 
 impl Pump {
-    async fn run(mut self, mut rx: mpsc::Receiver<(JobId, JobEvent)>) {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<(JobId, JobEvent)>) {
         while let Some((_, event)) = rx.recv().await {
             let terminal = event.is_terminal();
             if let JobEvent::Token { text } = &event {

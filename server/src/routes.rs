@@ -54,7 +54,7 @@ pub async fn execute(
             cached: true,
         }));
     }
-    let (tx, mut rx) = mpsc::channel(16);
+    let (tx, mut rx) = mpsc::unbounded_channel();
     let ticket = state
         .scheduler
         .submit(Work::Calc(job), party, tx)

@@ -36,14 +36,14 @@ pub async fn run(
                 tokio::select! {
                     biased;
                     _ = cancel.cancelled() => Err(JobError::Cancelled),
-                    model = manager.acquire(|progress| events.try_send(JobEvent::Loading { progress })) => {
+                    model = manager.acquire(|progress| { events.send(JobEvent::Loading { progress }); }) => {
                         model.map_err(|ModelError::Unavailable(why)| JobError::ModelUnavailable(why))
                     }
                 }
             })?;
             let t = Instant::now();
             let mut on_piece = |piece: &str| {
-                events.blocking_send(JobEvent::Token {
+                events.send(JobEvent::Token {
                     text: piece.to_owned(),
                 });
                 if !token_delay.is_zero() {

@@ -179,7 +179,7 @@ impl Upstream {
                 if let Some(text) = piece.text.filter(|t| !t.is_empty()) {
                     first_token.get_or_insert_with(Instant::now);
                     pieces += 1;
-                    if !ctx.events.send(JobEvent::Token { text }).await {
+                    if !ctx.events.send(JobEvent::Token { text }) {
                         return Err(JobError::Cancelled);
                     }
                 }

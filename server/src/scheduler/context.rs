@@ -114,19 +114,9 @@ pub struct Emitter {
 }
 
 impl Emitter {
-    /// Sends an event, waiting for room (tokens must not be lost). False once the owner is gone.
-    pub async fn send(&self, event: JobEvent) -> bool {
-        self.sink.send((self.id.clone(), event)).await.is_ok()
-    }
-
-    /// The same, from a blocking thread (a device computation).
-    pub fn blocking_send(&self, event: JobEvent) -> bool {
-        self.sink.blocking_send((self.id.clone(), event)).is_ok()
-    }
-
-    /// Sends an event that may be dropped when the owner is behind (progress updates).
-    pub fn try_send(&self, event: JobEvent) {
-        let _ = self.sink.try_send((self.id.clone(), event));
+    /// Sends an event; never waits (see [`EventSink`]). False once the owner is gone.
+    pub fn send(&self, event: JobEvent) -> bool {
+        self.sink.send((self.id.clone(), event)).is_ok()
     }
 }
 
@@ -197,8 +187,7 @@ impl RunContext {
                 }
             };
             let waited_ms = start.waited().as_millis() as u64;
-            // Blocking is safe on a device thread, and the owner's pump drains at once.
-            events.blocking_send(JobEvent::Started { waited_ms });
+            events.send(JobEvent::Started { waited_ms });
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 f(lease.as_ref().map(|l| l.device()))
             }))

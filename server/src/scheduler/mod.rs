@@ -97,7 +97,12 @@ impl JobEvent {
 }
 
 /// Where a job's events go: its owner's channel. One connection may own many jobs.
-pub type EventSink = mpsc::Sender<(JobId, JobEvent)>;
+///
+/// Unbounded on purpose: a job's events are bounded by the job itself (its positions, at most
+/// one per coalescing interval, and its tokens, at most `max_tokens`), and sending must never
+/// wait, so that no owner, however slow, can hold up the device thread or the scheduler. Owners
+/// drain their channel at once (the relay's pump copies events into the job's bounded log).
+pub type EventSink = mpsc::UnboundedSender<(JobId, JobEvent)>;
 
 /// What a finished job produced.
 #[derive(Clone, Debug, PartialEq)]

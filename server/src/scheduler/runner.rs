@@ -132,9 +132,7 @@ async fn run(spec: RunSpec) {
                         max_run_ms = max_run.as_millis() as u64,
                         "job ran too long; cancelling"
                     );
-                    events
-                        .send(JobEvent::Failed(JobError::RunTimeout(max_run)))
-                        .await;
+                    events.send(JobEvent::Failed(JobError::RunTimeout(max_run)));
                     let _ = work.await;
                     guard.failure = Some("timeout");
                     return;
@@ -149,7 +147,7 @@ async fn run(spec: RunSpec) {
             tracing::debug!(code = %abandon.code(), "job given up before it started");
             guard.failure = Some(abandon.code().as_str());
             drop(guard);
-            events.send(JobEvent::Failed(abandon)).await;
+            events.send(JobEvent::Failed(abandon));
             return;
         }
         // It started in the meantime: carry on as a started job.
@@ -162,18 +160,18 @@ async fn run(spec: RunSpec) {
     match outcome {
         Ok(Outcome::Tensor { output, compute_ms }) => {
             tracing::debug!(compute_ms, "job done");
-            if events.send(JobEvent::Result { output, compute_ms }).await {
-                events.send(JobEvent::Done).await;
+            if events.send(JobEvent::Result { output, compute_ms }) {
+                events.send(JobEvent::Done);
             }
         }
         Ok(Outcome::Chat(usage)) => {
             tracing::debug!(tokens = usage.completion_tokens, "answer done");
             metrics.on_answer(&usage);
-            events.send(JobEvent::Answered(usage)).await;
+            events.send(JobEvent::Answered(usage));
         }
         Err(e) => {
             tracing::debug!(code = %e.code(), "job failed");
-            events.send(JobEvent::Failed(e)).await;
+            events.send(JobEvent::Failed(e));
         }
     }
 }

@@ -195,15 +195,8 @@ pub(super) fn spawn(parts: TaskParts) {
 
 /// Sends an event that must not be lost: at once if the sink has room, else from a short task.
 fn deliver(sink: &EventSink, id: &JobId, event: JobEvent) {
-    match sink.try_send((id.clone(), event)) {
-        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-        Err(mpsc::error::TrySendError::Full(item)) => {
-            let sink = sink.clone();
-            tokio::spawn(async move {
-                let _ = sink.send(item).await;
-            });
-        }
-    }
+    // An owner that is gone has nobody to tell.
+    let _ = sink.send((id.clone(), event));
 }
 
 impl Task {
@@ -372,7 +365,7 @@ impl Task {
             if ahead > 0 && w.told != ahead {
                 w.told = ahead;
                 let eta_ms = self.eta_ms(ahead);
-                let _ = w.sink.try_send((
+                let _ = w.sink.send((
                     w.id.clone(),
                     JobEvent::Position {
                         position: ahead,
@@ -438,7 +431,7 @@ impl Task {
             let eta_ms = position.div_ceil(slots) * per_slot;
             let _ = w
                 .sink
-                .try_send((w.id.clone(), JobEvent::Position { position, eta_ms }));
+                .send((w.id.clone(), JobEvent::Position { position, eta_ms }));
         });
         self.last_flush = Instant::now();
     }

@@ -105,11 +105,11 @@ fn job(op: Op, ms: u64) -> Work {
 struct Owner {
     party: Party,
     tx: EventSink,
-    rx: mpsc::Receiver<(JobId, JobEvent)>,
+    rx: mpsc::UnboundedReceiver<(JobId, JobEvent)>,
 }
 
 fn owner() -> Owner {
-    let (tx, rx) = mpsc::channel(64);
+    let (tx, rx) = mpsc::unbounded_channel();
     Owner {
         party: Party::new(uuid::Uuid::new_v4().to_string()),
         tx,
