@@ -134,6 +134,33 @@ pub struct Config {
     #[arg(long, env = "TURNSTILE_WS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub ws_allowed_origins: Vec<String>,
 
+    /// Requests per second one address may make (HTTP requests and WebSocket messages; bursts
+    /// of twice that); beyond it, `rate_limited`. 0 = no limit.
+    #[arg(long, env = "TURNSTILE_RATE_PER_IP", default_value_t = 200)]
+    pub rate_per_ip: u32,
+
+    /// Requests per second one session may make (bursts of twice that). 0 = no limit.
+    #[arg(long, env = "TURNSTILE_RATE_PER_SESSION", default_value_t = 50)]
+    pub rate_per_session: u32,
+
+    /// Messages per second one WebSocket connection may send (bursts of twice that). 0 = no
+    /// limit.
+    #[arg(long, env = "TURNSTILE_RATE_PER_CONNECTION", default_value_t = 50)]
+    pub rate_per_connection: u32,
+
+    /// Open WebSocket connections in all; beyond it, upgrades get 429. 0 = no cap.
+    #[arg(long, env = "TURNSTILE_MAX_CONNECTIONS", default_value_t = 16_384)]
+    pub max_connections: usize,
+
+    /// Open WebSocket connections per address. 0 = no cap.
+    #[arg(long, env = "TURNSTILE_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
+    /// How long one write to a WebSocket may take: a client that stops reading for longer is
+    /// disconnected (its chat jobs go on, for a resume).
+    #[arg(long, env = "TURNSTILE_WS_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ws_write_timeout: Duration,
+
     /// The chat model and its limits.
     #[command(flatten)]
     pub chat: crate::chat::ChatConfig,

@@ -26,6 +26,12 @@ pub enum JobError {
         /// When trying again makes sense.
         retry_after: Duration,
     },
+    /// This client sends requests faster than its rate allows.
+    #[error("too many requests; try again in {}", humantime::format_duration(Duration::from_millis(retry_after.as_millis().max(1) as u64)))]
+    TooFast {
+        /// When the next request will be accepted.
+        retry_after: Duration,
+    },
     /// The job waited longer than the configured maximum.
     #[error("the job waited longer than the maximum of {} for the device", humantime::format_duration(*.0))]
     WaitTimeout(Duration),
@@ -64,7 +70,7 @@ impl JobError {
         match self {
             JobError::InvalidInput(_) => ErrorCode::InvalidInput,
             JobError::QueueFull(_) => ErrorCode::QueueFull,
-            JobError::RateLimited { .. } => ErrorCode::RateLimited,
+            JobError::RateLimited { .. } | JobError::TooFast { .. } => ErrorCode::RateLimited,
             JobError::WaitTimeout(_) | JobError::RunTimeout(_) | JobError::UpstreamTimeout(_) => {
                 ErrorCode::Timeout
             }
@@ -81,7 +87,9 @@ impl JobError {
     /// code's default.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            JobError::RateLimited { retry_after, .. } => Some(*retry_after),
+            JobError::RateLimited { retry_after, .. } | JobError::TooFast { retry_after } => {
+                Some(*retry_after)
+            }
             other => retry_after_secs(other.code()).map(Duration::from_secs),
         }
     }

@@ -17,6 +17,7 @@ pub mod device;
 pub mod embed;
 pub mod error;
 pub mod job;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod openai;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub cache: Arc<cache::ResultCache>,
     /// What `/metrics` exposes.
     pub metrics: Arc<metrics::Metrics>,
+    /// Request rates and connection caps.
+    pub limits: Arc<limits::Limits>,
     /// The calculator's caps (cache hits are checked against them too).
     pub calc_limits: CalcLimits,
     /// Open WebSocket connections.
@@ -161,7 +164,19 @@ pub async fn state(
         config.chat.resume_max_events,
         config.chat.resume_max_bytes,
     );
-    spawn_housekeeping(Arc::clone(&relay), Arc::clone(&chat), shutdown);
+    let limits = limits::Limits::new(limits::LimitConfig {
+        per_ip: config.rate_per_ip,
+        per_session: config.rate_per_session,
+        per_connection: config.rate_per_connection,
+        max_connections: config.max_connections,
+        max_connections_per_ip: config.max_connections_per_ip,
+    });
+    spawn_housekeeping(
+        Arc::clone(&relay),
+        Arc::clone(&chat),
+        Arc::clone(&limits),
+        shutdown,
+    );
     let leptos_options = LeptosOptions::builder()
         .output_name("turnstile")
         .site_root(config.site_root.to_string_lossy().as_ref())
@@ -178,6 +193,7 @@ pub async fn state(
         config: Arc::new(config),
         cache,
         metrics,
+        limits,
         calc_limits,
         started: Instant::now(),
         connections: Arc::new(AtomicUsize::new(0)),
@@ -206,8 +222,14 @@ fn spawn_expiry(store: store::Store, retention: Duration, shutdown: Cancellation
 }
 
 /// Once a second: cancels chat jobs whose owner did not come back within the resume window,
-/// forgets old job logs, and unloads an idle model after its keep-alive.
-fn spawn_housekeeping(relay: Arc<Relay>, chat: Arc<ChatEngine>, shutdown: CancellationToken) {
+/// forgets old job logs, unloads an idle model after its keep-alive, and forgets idle rate-limit
+/// state.
+fn spawn_housekeeping(
+    relay: Arc<Relay>,
+    chat: Arc<ChatEngine>,
+    limits: Arc<limits::Limits>,
+    shutdown: CancellationToken,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -217,6 +239,7 @@ fn spawn_housekeeping(relay: Arc<Relay>, chat: Arc<ChatEngine>, shutdown: Cancel
                     let now = Instant::now();
                     relay.sweep(now);
                     chat.housekeeping(now);
+                    limits.housekeeping();
                 }
             }
         }
@@ -257,6 +280,11 @@ pub fn app(state: AppState) -> Router {
         .route("/widget.js", get(embed::widget_js))
         .leptos_routes(&state, routes, move || app::shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        // Inside the session layer (which runs first and names the session).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::http_layer,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             session::session_layer,

@@ -28,6 +28,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 
+/// Most messages one read returns, so a reader far behind catches up in slices and stays
+/// responsive in between.
+pub const READ_BATCH: usize = 256;
+
 /// Who follows a log: a connection, woken through its `Notify`.
 #[derive(Clone)]
 pub struct Follower {
@@ -56,6 +60,11 @@ pub struct Read {
     pub next: u64,
     /// The job ended and everything was read: stop following.
     pub finished: bool,
+    /// Messages after the cursor were dropped before this reader read them (the log's caps): the
+    /// reader has missed events and cannot catch up.
+    pub lost: bool,
+    /// More messages are waiting after these (the read was capped): read again.
+    pub more: bool,
 }
 
 /// Why a `resume` was refused.
@@ -86,6 +95,10 @@ struct Log {
     detached_since: Option<Instant>,
     /// Cancels the job when dropped; `None` once the job ended or was cancelled.
     ticket: Option<JobTicket>,
+    /// The next sequence number the follower has not read yet.
+    read_upto: u64,
+    /// Whether the newest message is a `position` (an unread one is replaced, not followed).
+    last_is_position: bool,
 }
 
 impl Log {
@@ -199,6 +212,8 @@ impl Relay {
                 follower: Some(sub.follower),
                 detached_since: None,
                 ticket: Some(ticket),
+                read_upto: 0,
+                last_is_position: false,
             },
         );
         let conversation = sub.persist.as_ref().map(|p| p.conversation.clone());
@@ -214,16 +229,29 @@ impl Relay {
         Ok(id)
     }
 
-    /// Appends a message (its `seq` given by `make`) and wakes the follower.
-    fn append(&self, id: &JobId, make: impl FnOnce(u64) -> ServerMessage) {
+    /// Appends a message (its `seq` given by `make`) and wakes the follower. A `position`
+    /// (`is_position`) that follows an unread `position` replaces it, keeping its seq: a reader
+    /// that is behind gets the current position once, not every step of the way.
+    fn append(&self, id: &JobId, is_position: bool, make: impl FnOnce(u64) -> ServerMessage) {
         let mut logs = self.logs.lock();
         let Some(log) = logs.get_mut(id) else { return };
-        let msg = make(log.next_seq());
+        let next = log.next_seq();
+        let replace = is_position
+            && log.last_is_position
+            && !log.events.is_empty()
+            && next > log.read_upto.max(log.first_seq);
+        let msg = make(if replace { next - 1 } else { next });
         let terminal = msg.is_terminal();
         let text: Arc<str> = serde_json::to_string(&msg)
             .expect("server messages serialize")
             .into();
         let mut added = text.len() as isize;
+        if replace {
+            if let Some(old) = log.events.pop_back() {
+                added -= old.len() as isize;
+            }
+        }
+        log.last_is_position = is_position;
         log.events.push_back(text);
         while log.events.len() > self.max_events {
             if let Some(old) = log.events.pop_front() {
@@ -271,8 +299,9 @@ impl Relay {
         }
     }
 
-    /// Messages of a followed job from `cursor` on. A connection that no longer follows the job
-    /// (another one resumed it) gets `finished` with nothing.
+    /// Messages of a followed job from `cursor` on, at most [`READ_BATCH`] of them (`more` says
+    /// when others wait). A connection that no longer follows the job (another one resumed it)
+    /// gets `finished` with nothing.
     pub fn read(&self, id: &JobId, conn: u64, cursor: u64) -> Read {
         let mut logs = self.logs.lock();
         let Some(log) = logs.get_mut(id) else {
@@ -289,12 +318,21 @@ impl Relay {
                 ..Read::default()
             };
         }
+        let lost = cursor < log.first_seq;
         let from = cursor.max(log.first_seq);
         let skip = (from - log.first_seq) as usize;
-        let messages: Vec<Arc<str>> = log.events.iter().skip(skip).cloned().collect();
-        let next = log.next_seq();
-        // Everything up to the end is returned, so after an ended job's read nothing is left.
-        let finished = log.ended.is_some();
+        let messages: Vec<Arc<str>> = log
+            .events
+            .iter()
+            .skip(skip)
+            .take(READ_BATCH)
+            .cloned()
+            .collect();
+        let next = from + messages.len() as u64;
+        log.read_upto = log.read_upto.max(next);
+        let more = next < log.next_seq();
+        // Everything up to the end was returned: after an ended job's last read nothing is left.
+        let finished = log.ended.is_some() && !more;
         if finished && !log.resumable {
             logs.remove(id);
         }
@@ -302,6 +340,8 @@ impl Relay {
             messages,
             next,
             finished,
+            lost,
+            more,
         }
     }
 
@@ -322,6 +362,8 @@ impl Relay {
         if cursor < log.first_seq {
             return Err(ResumeError::Gone(id.clone(), log.first_seq));
         }
+        // The new reader has read up to its cursor (a position after it may be replaced).
+        log.read_upto = cursor;
         follower.notify.notify_one();
         log.follower = Some(follower);
         log.detached_since = None;
@@ -443,7 +485,8 @@ impl Pump {
                 self.client_ref.clone(),
                 self.conversation.clone(),
             );
-            self.relay.append(&self.id, move |seq| {
+            let is_position = matches!(event, JobEvent::Position { .. });
+            self.relay.append(&self.id, is_position, move |seq| {
                 to_message(id, seq, event, &client_ref, conversation)
             });
             if terminal {

@@ -31,13 +31,15 @@ impl Relay {
                 follower: Some(follower),
                 detached_since: None,
                 ticket: None,
+                read_upto: 0,
+                last_is_position: false,
             },
         );
     }
 
     fn token(&self, id: &JobId, text: &str) {
         let (id2, text) = (id.clone(), text.to_owned());
-        self.append(id, move |seq| ServerMessage::Token {
+        self.append(id, false, move |seq| ServerMessage::Token {
             job_id: id2,
             seq,
             text,
@@ -46,10 +48,20 @@ impl Relay {
 
     fn done(&self, id: &JobId) {
         let id2 = id.clone();
-        self.append(id, move |seq| ServerMessage::Done {
+        self.append(id, false, move |seq| ServerMessage::Done {
             job_id: id2,
             seq,
             usage: None,
+        });
+    }
+
+    fn position(&self, id: &JobId, position: u64) {
+        let id2 = id.clone();
+        self.append(id, true, move |seq| ServerMessage::Position {
+            job_id: id2,
+            seq,
+            position,
+            eta_ms: 0,
         });
     }
 
@@ -141,4 +153,72 @@ fn a_calculator_log_lasts_until_its_reader_has_the_end() {
     assert!(read.finished);
     assert!(relay.is_empty(), "read to the end: gone");
     assert_eq!(relay.bytes(), 0);
+}
+
+#[test]
+fn an_unread_position_is_replaced_by_the_next_and_seqs_stay_contiguous() {
+    let relay = Relay::new(Duration::from_secs(60), 4096, 1 << 20);
+    let id = job(1);
+    relay.open(&id, session(1), true, follower(1));
+    relay.token(&id, "accepted-ish");
+    for p in (1..=50).rev() {
+        relay.position(&id, p);
+    }
+    let read = relay.read(&id, 1, 0);
+    let msgs: Vec<ServerMessage> = read
+        .messages
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect();
+    assert_eq!(msgs.len(), 2, "fifty unread positions became one");
+    assert!(matches!(
+        msgs[1],
+        ServerMessage::Position {
+            position: 1,
+            seq: 1,
+            ..
+        }
+    ));
+    // Once read, a position is not replaced: the next one follows it.
+    relay.position(&id, 1);
+    relay.token(&id, "x");
+    relay.position(&id, 1);
+    relay.position(&id, 1);
+    let read = relay.read(&id, 1, read.next);
+    let seqs: Vec<u64> = read
+        .messages
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<ServerMessage>(m)
+                .unwrap()
+                .seq()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        seqs,
+        vec![2, 3, 4],
+        "no gaps; the last two positions became one"
+    );
+}
+
+#[test]
+fn reads_come_in_slices_and_a_reader_behind_the_log_knows_it_lost_messages() {
+    let relay = Relay::new(Duration::from_secs(60), 300, 64 << 20);
+    let id = job(2);
+    relay.open(&id, session(1), true, follower(1));
+    for i in 0..(READ_BATCH + 10) {
+        relay.token(&id, &i.to_string());
+    }
+    let first = relay.read(&id, 1, 0);
+    assert_eq!(first.messages.len(), READ_BATCH);
+    assert!(first.more && !first.lost && !first.finished);
+    let rest = relay.read(&id, 1, first.next);
+    assert_eq!(rest.messages.len(), 10);
+    assert!(!rest.more);
+    // The log keeps 300: a reader still at 0 after 400 more has lost the oldest.
+    for i in 0..400 {
+        relay.token(&id, &i.to_string());
+    }
+    assert!(relay.read(&id, 1, 0).lost);
 }

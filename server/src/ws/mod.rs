@@ -1,0 +1,262 @@
+//! The WebSocket endpoint `/ws`: checks who may connect, then runs one task per connection that
+//! decodes client messages ([`conn`]) and sends each followed job's messages (from its log in the
+//! [`crate::relay`]) to the client.
+//!
+//! Slow and misbehaving clients. A connection's outbound data is bounded: the relay keeps each
+//! job's messages in its own bounded log (an unread `position` is replaced by the next, not
+//! queued), the connection reads it in slices of [`crate::relay::READ_BATCH`], and every write
+//! has a deadline (`--ws-write-timeout`): a client that stops reading is disconnected with a
+//! reason in the log, and its chat jobs go on for a later `resume`. Nothing a client does can
+//! hold up a job, the scheduler or another connection. Incoming messages are limited per
+//! connection, per session and per address (`crate::limits`); connections are capped in total
+//! and per address before the upgrade.
+//!
+//! Concurrency: one task per connection owns the socket and its cursors into the logs of the jobs
+//! it follows. Logs wake it through one `Notify`. Only the owner's session can resume a job, and a
+//! connection only ever reads the logs of jobs it follows. When the task ends, its calculator jobs
+//! are cancelled at once and its chat jobs wait for a `resume` (see `relay`).
+
+mod conn;
+
+pub use conn::decode;
+
+use crate::limits::ConnectionPlace;
+use crate::relay::Follower;
+use crate::session::SessionId;
+use crate::AppState;
+use app::error_code::ErrorCode;
+use app::protocol::{JobId, ServerMessage};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use conn::Conn;
+use futures::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+/// `GET /ws`: upgrades to a WebSocket for the request's session, if the page asking is ours
+/// (or an allowed origin; a foreign page gets 403) and the connection caps allow it (429).
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Extension(session): Extension<SessionId>,
+    crate::party::RequestParty(party): crate::party::RequestParty,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: axum::http::HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !crate::embed::origin_allowed(&headers, &state.config.ws_allowed_origins) {
+        state.ws_refused.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(origin = ?headers.get("origin"), "WebSocket refused: foreign origin");
+        return crate::error::AppError::new(
+            ErrorCode::Forbidden,
+            "this page's origin may not open Turnstile's WebSocket",
+        )
+        .into_response();
+    }
+    let ip = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let place = match state.limits.open_connection(ip) {
+        Ok(place) => place,
+        Err(why) => {
+            state.metrics.on_rejected("rate_limited");
+            tracing::info!(reason = %why, "WebSocket refused: connection cap");
+            return crate::limits::connection_refused(why).into_response();
+        }
+    };
+    // Messages up to the configured size get an answer; the transport's hard limit is larger so
+    // that an oversized message is refused with `bad_message` instead of closing the connection.
+    let hard_limit = state
+        .config
+        .max_message_bytes
+        .saturating_mul(4)
+        .max(1 << 20);
+    // Small buffers: an idle connection waiting in the queue should cost a few KiB, not the
+    // 2 x 128 KiB tungstenite reserves by default (larger messages still arrive whole; the read
+    // buffer only sets the chunk read at a time). Writes go out at once, one frame per message.
+    ws.max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| {
+            let conn = uuid::Uuid::new_v4().as_u64_pair().0;
+            let span = tracing::info_span!("ws", conn_id = %format!("{conn:016x}"));
+            serve(socket, state, session, party, ip, conn, place).instrument(span)
+        })
+}
+
+/// Bytes read from a socket at a time.
+const READ_BUFFER: usize = 4 << 10;
+
+/// Counts the connection for `/health` while it lives.
+struct ConnectionGuard(AppState);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Why the server ended a connection.
+enum Ending {
+    /// The client closed it, or the socket failed.
+    Client,
+    /// The client stopped reading: a write did not finish within the timeout.
+    TooSlow,
+    /// The client fell so far behind that its jobs' logs dropped messages it had not read.
+    FellBehind,
+}
+
+async fn serve(
+    socket: WebSocket,
+    state: AppState,
+    session: SessionId,
+    party: crate::scheduler::Party,
+    ip: Option<std::net::IpAddr>,
+    conn: u64,
+    _place: ConnectionPlace,
+) {
+    state.connections.fetch_add(1, Ordering::Relaxed);
+    let _guard = ConnectionGuard(state.clone());
+    tracing::debug!("connection opened");
+    let write_timeout = state.config.ws_write_timeout;
+    let (mut out, mut input) = socket.split();
+    let mut c = Conn {
+        rate: state.limits.connection_rate(),
+        state,
+        session,
+        party,
+        ip,
+        follower: Follower {
+            conn,
+            notify: Arc::new(Notify::new()),
+        },
+        following: HashMap::new(),
+    };
+    let notify = Arc::clone(&c.follower.notify);
+    let ending = 'conn: loop {
+        let mut outgoing: Vec<Arc<str>> = Vec::new();
+        tokio::select! {
+            frame = input.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    for reply in c.handle_text(text.as_str()).await {
+                        outgoing.push(encode(&reply));
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => outgoing.push(encode(&error(None, ErrorCode::BadMessage,
+                    "binary frames are not supported; send JSON text frames".into()))),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | None => break Ending::Client,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "connection error");
+                    break Ending::Client;
+                }
+            },
+            _ = notify.notified() => {
+                if !c.drain(&mut outgoing) {
+                    break Ending::FellBehind;
+                }
+            }
+        }
+        if outgoing.is_empty() {
+            continue;
+        }
+        let write = async {
+            for text in outgoing {
+                out.feed(Message::Text(text.as_ref().into())).await?;
+            }
+            out.flush().await
+        };
+        match tokio::time::timeout(write_timeout, write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break 'conn Ending::Client,
+            Err(_) => break 'conn Ending::TooSlow,
+        }
+    };
+    let reason = match ending {
+        Ending::Client => None,
+        Ending::TooSlow => Some("the client stopped reading; its chat answers can be resumed"),
+        Ending::FellBehind => {
+            Some("the client fell too far behind; its chat answers can be resumed")
+        }
+    };
+    if let Some(reason) = reason {
+        tracing::info!(reason, "disconnecting a slow client");
+        c.state.metrics.on_rejected("slow_client");
+        // Say why, if the socket still takes a frame (a client that stopped reading may not).
+        let close = out.send(Message::Close(Some(CloseFrame {
+            code: 1008,
+            reason: reason.into(),
+        })));
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), close).await;
+    }
+    tracing::debug!(jobs = c.following.len(), "connection closed");
+    c.state.relay.detach(c.following.into_keys(), conn);
+}
+
+fn encode(msg: &ServerMessage) -> Arc<str> {
+    serde_json::to_string(msg)
+        .expect("server messages serialize")
+        .into()
+}
+
+fn error(client_ref: Option<String>, code: ErrorCode, message: String) -> ServerMessage {
+    ServerMessage::Error {
+        job_id: None,
+        client_ref,
+        seq: None,
+        code,
+        message,
+        retry_after_ms: None,
+    }
+}
+
+/// A refused submission, with when to retry where that makes sense.
+fn refused(client_ref: Option<String>, e: &crate::error::JobError) -> ServerMessage {
+    ServerMessage::Error {
+        job_id: None,
+        client_ref,
+        seq: None,
+        code: e.code(),
+        message: e.to_string(),
+        retry_after_ms: e.retry_after().map(|d| d.as_millis() as u64),
+    }
+}
+
+/// What a client message gets back at once.
+enum Reply {
+    One(ServerMessage),
+    Many(Vec<ServerMessage>),
+}
+
+/// The whole life of a job answered from the result cache: accepted (no wait), the result
+/// (marked cached), done. Nothing is queued and nothing is logged for resume.
+fn cached_answer(client_ref: String, hit: &crate::cache::Cached) -> Vec<ServerMessage> {
+    let job_id = JobId(uuid::Uuid::new_v4().simple().to_string());
+    vec![
+        ServerMessage::Accepted {
+            client_ref,
+            job_id: job_id.clone(),
+            seq: 0,
+            position: 0,
+            queue_length: 0,
+            eta_ms: 0,
+            conversation_id: None,
+        },
+        ServerMessage::Result {
+            job_id: job_id.clone(),
+            seq: 1,
+            output: hit.output.clone(),
+            compute_ms: hit.compute_ms,
+            cached: true,
+        },
+        ServerMessage::Done {
+            job_id,
+            seq: 2,
+            usage: None,
+        },
+    ]
+}
