@@ -68,6 +68,7 @@ fn main() {
     let loader = LocalLoader {
         path: path.clone().into(),
         device: DeviceHost::new(Box::new(CpuBackend), Duration::from_secs(60)),
+        faults: None,
     };
     let t = Instant::now();
     let model = loader

@@ -322,6 +322,8 @@ pub struct Calculator {
     pub limits: CalcLimits,
     /// Where results are remembered for identical jobs.
     pub cache: std::sync::Arc<crate::cache::ResultCache>,
+    /// Test-only faults (never armed outside `--test-mode`).
+    pub faults: std::sync::Arc<crate::faults::Faults>,
 }
 
 impl Calculator {
@@ -338,12 +340,21 @@ impl Calculator {
     ) -> impl std::future::Future<Output = Result<crate::scheduler::Outcome, JobError>> + 'static
     {
         let cache = std::sync::Arc::clone(&self.cache);
+        let faults = std::sync::Arc::clone(&self.faults);
         async move {
             let cancel = ctx.cancel.clone();
             let (output, compute_ms, job) = ctx
                 .on_device(move |device| {
+                    use crate::faults::Fault;
+                    if faults.fires(Fault::JobPanic) {
+                        panic!("injected fault: a job panicked on the device");
+                    }
                     let t = Instant::now();
                     let output = execute(&job, device, &cancel)?;
+                    if faults.fires(Fault::DeviceFail) {
+                        tracing::error!("injected fault: the device failed mid-job");
+                        return Err(JobError::DeviceFailed);
+                    }
                     Ok((output, t.elapsed().as_secs_f64() * 1e3, job))
                 })
                 .await?;

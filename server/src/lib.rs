@@ -16,6 +16,7 @@ pub mod conversations;
 pub mod device;
 pub mod embed;
 pub mod error;
+pub mod faults;
 pub mod job;
 pub mod limits;
 pub mod metrics;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Request rates and connection caps.
     pub limits: Arc<limits::Limits>,
+    /// Test-only faults (armed only through `/test/faults`, which exists only in test mode).
+    pub faults: Arc<faults::Faults>,
     /// The calculator's caps (cache hits are checked against them too).
     pub calc_limits: CalcLimits,
     /// Open WebSocket connections.
@@ -107,8 +110,12 @@ pub async fn state(
     addr: std::net::SocketAddr,
     shutdown: CancellationToken,
 ) -> std::io::Result<AppState> {
+    let faults = Arc::new(faults::Faults::default());
     let device = DeviceHost::with_workers(
-        backend(),
+        Box::new(faults::FaultyBackend {
+            inner: backend(),
+            faults: Arc::clone(&faults),
+        }),
         config.device_keep_alive,
         device::WorkerConfig {
             slots: config.max_concurrent.max(1),
@@ -124,6 +131,7 @@ pub async fn state(
     };
     let calculator = Calculator {
         cache: Arc::clone(&cache),
+        faults: Arc::clone(&faults),
         limits: calc_limits,
     };
     let db = config.db_path();
@@ -136,6 +144,7 @@ pub async fn state(
         &config.data_dir,
         config.test_mode,
         Arc::clone(&device),
+        Arc::clone(&faults),
     )
     .map_err(std::io::Error::other)?;
     let metrics = Arc::new(metrics::Metrics::new());
@@ -194,6 +203,7 @@ pub async fn state(
         cache,
         metrics,
         limits,
+        faults,
         calc_limits,
         started: Instant::now(),
         connections: Arc::new(AtomicUsize::new(0)),
@@ -256,6 +266,15 @@ fn backend() -> Box<dyn device::Backend> {
     Box::new(device::CudaBackend(0))
 }
 
+/// Test-mode routes: fault injection. Empty otherwise.
+fn test_routes(state: &AppState) -> Router<AppState> {
+    if state.config.test_mode {
+        Router::new().route("/test/faults", post(faults::arm))
+    } else {
+        Router::new()
+    }
+}
+
 /// The router: API, WebSocket, pages and static files.
 pub fn app(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
@@ -278,6 +297,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/session", post(conversations::session_token))
         .route("/widget.js", get(embed::widget_js))
+        .merge(test_routes(&state))
         .leptos_routes(&state, routes, move || app::shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         // Inside the session layer (which runs first and names the session).

@@ -168,7 +168,7 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
         None => degraded("the scheduler is not running".into()),
     };
     let d = state.device.stats();
-    let device = ok(format!(
+    let device_detail = format!(
         "{} {}; opened {} times, {} failed opens",
         d.backend,
         if d.open {
@@ -178,7 +178,12 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
         },
         d.opens,
         d.open_failures
-    ));
+    );
+    // A failure on the device degrades it until a job succeeds on it again.
+    let device = match state.device.problem() {
+        Some(problem) => degraded(format!("{problem} ({device_detail})")),
+        None => ok(device_detail),
+    };
     let websocket = ok(format!(
         "{} connections, {} refused for their origin",
         state.connections.load(Ordering::Relaxed),

@@ -217,6 +217,7 @@ impl ChatEngine {
         data_dir: &std::path::Path,
         test_mode: bool,
         device: Arc<crate::device::DeviceHost>,
+        faults: Arc<crate::faults::Faults>,
     ) -> Result<Arc<ChatEngine>, String> {
         let limits = ChatLimits {
             max_message_chars: c.chat_max_message_chars,
@@ -237,7 +238,11 @@ impl ChatEngine {
                     stem.split('.').next().unwrap_or(&stem).to_owned()
                 });
                 let manager = ModelManager::new(
-                    LocalLoader { path, device },
+                    LocalLoader {
+                        path,
+                        device,
+                        faults: Some(faults),
+                    },
                     crate::model::manager::ManagerConfig {
                         keep_alive: c.model_keep_alive,
                         load_timeout: c.model_load_timeout,

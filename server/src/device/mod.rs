@@ -72,6 +72,8 @@ pub struct DeviceHost {
     tasks: worker::Tasks,
     /// When the host was made: the origin of busy-time accounting.
     started: Instant,
+    /// What went wrong with the device last, until a job succeeds on it again (for `/health`).
+    problem: Mutex<Option<String>>,
 }
 
 struct State {
@@ -164,6 +166,7 @@ impl DeviceHost {
                 }),
                 tasks: worker::spawn(weak.clone(), workers),
                 started: now,
+                problem: Mutex::new(None),
             }
         })
     }
@@ -224,6 +227,25 @@ impl DeviceHost {
             return true;
         }
         false
+    }
+
+    /// Records how a job ended on the device: a failure degrades the device in `/health` until
+    /// the next success.
+    pub fn report(&self, outcome: Result<(), &str>) {
+        let mut problem = self.problem.lock();
+        match outcome {
+            Ok(()) => {
+                if problem.take().is_some() {
+                    tracing::info!("the device recovered");
+                }
+            }
+            Err(why) => *problem = Some(why.to_owned()),
+        }
+    }
+
+    /// The device's last problem, if it has not recovered since.
+    pub fn problem(&self) -> Option<String> {
+        self.problem.lock().clone()
     }
 
     /// Whether the device is open now.

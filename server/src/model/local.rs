@@ -29,6 +29,8 @@ pub struct LocalLoader {
     pub path: PathBuf,
     /// The device the weights go to.
     pub device: Arc<DeviceHost>,
+    /// Test-only faults (a failing or stalling load); `None` outside the server.
+    pub faults: Option<Arc<crate::faults::Faults>>,
 }
 
 /// A loaded model. Immutable: share it (`Send + Sync`) and call [`LocalModel::generate`] from
@@ -120,6 +122,18 @@ impl Loader for LocalLoader {
                 false => Ok(()),
             }
         };
+        if let Some(faults) = &self.faults {
+            if let Some(stall) = faults.take_load_stall() {
+                let until = Instant::now() + stall;
+                while Instant::now() < until {
+                    cancelled()?;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            if faults.fires(crate::faults::Fault::ModelLoadFail) {
+                return Err("injected fault: the model failed to load".into());
+            }
+        }
         let mut file = std::fs::File::open(&self.path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 format!("the model file {shown} is missing (run scripts/model.sh)")

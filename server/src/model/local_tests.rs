@@ -26,6 +26,7 @@ fn load() -> LocalModel {
     let loader = LocalLoader {
         path: embedded_path(),
         device: DeviceHost::new(Box::new(CpuBackend), Duration::from_secs(60)),
+        faults: None,
     };
     loader.load(&|_| {}, &CancellationToken::new()).unwrap()
 }
@@ -194,6 +195,7 @@ fn a_missing_or_foreign_file_is_a_clear_error() {
     let loader = LocalLoader {
         path: "/nonexistent/model.gguf".into(),
         device: device.clone(),
+        faults: None,
     };
     let Err(e) = loader.load(&|_| {}, &CancellationToken::new()) else {
         panic!("loaded a missing file")
@@ -204,6 +206,7 @@ fn a_missing_or_foreign_file_is_a_clear_error() {
     let loader = LocalLoader {
         path: not_gguf.clone(),
         device,
+        faults: None,
     };
     let Err(e) = loader.load(&|_| {}, &CancellationToken::new()) else {
         panic!("loaded garbage")
@@ -220,6 +223,7 @@ fn a_cancelled_or_foreign_architecture_load_fails_clearly() {
     let loader = LocalLoader {
         path: embedded_path(),
         device: device.clone(),
+        faults: None,
     };
     let Err(e) = loader.load(&|_| {}, &cancel) else {
         panic!("a cancelled load succeeded")
@@ -233,6 +237,7 @@ fn a_cancelled_or_foreign_architecture_load_fails_clearly() {
     let loader = LocalLoader {
         path: qwen.clone(),
         device,
+        faults: None,
     };
     let Err(e) = loader.load(&|_| {}, &CancellationToken::new()) else {
         panic!("loaded a qwen2 file")
@@ -249,6 +254,7 @@ fn the_loaded_model_describes_itself_and_is_shareable() {
     let loader = LocalLoader {
         path: embedded_path(),
         device: DeviceHost::new(Box::new(CpuBackend), Duration::from_secs(60)),
+        faults: None,
     };
     let model = loader
         .load(

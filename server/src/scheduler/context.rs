@@ -182,6 +182,7 @@ impl RunContext {
                 Ok(lease) => lease,
                 Err(e) => {
                     tracing::error!(error = %e, "device failed to open");
+                    host.report(Err("the device failed to open; the next job tries again"));
                     let _ = tx.send(Err(JobError::DeviceOpen));
                     return;
                 }
@@ -193,9 +194,17 @@ impl RunContext {
             }))
             .unwrap_or_else(|_| {
                 tracing::error!("job crashed on the device; lease released");
+                host.report(Err("a job crashed on the device; it was released"));
                 Err(JobError::DeviceFailed)
             });
             drop(lease);
+            match &result {
+                Ok(_) => host.report(Ok(())),
+                Err(JobError::DeviceFailed) => {
+                    host.report(Err("the device failed during a job; it was released"))
+                }
+                Err(_) => {}
+            }
             let _ = tx.send(result);
         });
         if !self.device.submit(task) {

@@ -39,7 +39,7 @@ pub fn model_path() -> String {
 
 impl TestServer {
     /// Starts a server in test mode with extra flags, e.g. `["--max-waiting", "2"]`, on a fresh
-    /// database of its own.
+    /// database of its own. The pseudo-flag `--no-test-mode` starts it as in production.
     pub async fn start(flags: &[&str]) -> TestServer {
         let dir = TempDir::new();
         let mut server = Self::start_in(&dir, flags).await;
@@ -52,17 +52,20 @@ impl TestServer {
         let db_path = dir.path().join("turnstile.sqlite3");
         let db = db_path.to_str().unwrap().to_owned();
         let model = model_path();
-        let mut args = vec![
-            "turnstile",
-            "--test-mode",
+        let production = flags.contains(&"--no-test-mode");
+        let mut args = vec!["turnstile"];
+        if !production {
+            args.push("--test-mode");
+        }
+        args.extend([
             "--position-interval",
             "20ms",
             "--db",
             &db,
             "--model",
             &model,
-        ];
-        args.extend_from_slice(flags);
+        ]);
+        args.extend(flags.iter().filter(|f| **f != "--no-test-mode"));
         let config = Config::parse_from(args);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
