@@ -161,6 +161,11 @@ pub struct Config {
     #[arg(long, env = "TURNSTILE_WS_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub ws_write_timeout: Duration,
 
+    /// On SIGTERM or Ctrl-C: how long running jobs may take to finish before they are cancelled
+    /// (waiting jobs are told to retry at once; no new job is accepted).
+    #[arg(long, env = "TURNSTILE_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+
     /// The chat model and its limits.
     #[command(flatten)]
     pub chat: crate::chat::ChatConfig,

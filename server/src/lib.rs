@@ -80,6 +80,8 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
     /// Test-only faults (armed only through `/test/faults`, which exists only in test mode).
     pub faults: Arc<faults::Faults>,
+    /// Fires at the end of a shutdown's drain: WebSocket connections close ("going away").
+    pub closing: CancellationToken,
     /// The calculator's caps (cache hits are checked against them too).
     pub calc_limits: CalcLimits,
     /// Open WebSocket connections.
@@ -204,6 +206,7 @@ pub async fn state(
         metrics,
         limits,
         faults,
+        closing: CancellationToken::new(),
         calc_limits,
         started: Instant::now(),
         connections: Arc::new(AtomicUsize::new(0)),
@@ -322,8 +325,11 @@ pub fn app(state: AppState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
-/// Serves Turnstile on `listener` until `shutdown` resolves, then stops accepting, tells waiting
-/// jobs the server is going away, and returns once open requests are done.
+/// Serves Turnstile on `listener` until `shutdown` resolves, then shuts down gracefully: no new
+/// job is accepted (`shutting_down`), waiting jobs are told to retry, running jobs get up to
+/// `--drain-timeout` to finish (then they are cancelled), WebSocket connections are closed as
+/// "going away", open requests finish, and the database is flushed and closed. Returns `Ok`
+/// after a clean shutdown.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -331,14 +337,29 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
+    let drain_timeout = config.drain_timeout;
     let state = state(config, addr, stop.clone()).await?;
     tracing::info!(%addr, "Turnstile listening on http://{addr}");
+    let (scheduler, store, closing) = (
+        state.scheduler.clone(),
+        state.store.clone(),
+        state.closing.clone(),
+    );
     let signal = {
         let stop = stop.clone();
         async move {
             shutdown.await;
-            tracing::info!("shutting down");
+            tracing::info!("shutting down: no new jobs; the running ones may finish");
             stop.cancel();
+            if tokio::time::timeout(drain_timeout, scheduler.idle())
+                .await
+                .is_err()
+            {
+                tracing::warn!("drain timeout: cancelling the running jobs");
+                scheduler.cancel_running();
+                let _ = tokio::time::timeout(Duration::from_secs(5), scheduler.idle()).await;
+            }
+            closing.cancel();
         }
     };
     // No Nagle delay: protocol messages are small and go out one at a time; waiting for an ACK
@@ -353,5 +374,11 @@ pub async fn run(
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(signal)
-    .await
+    .await?;
+    if let Err(e) = store.close().await {
+        tracing::error!(error = %e, "could not flush the database");
+        return Err(std::io::Error::other(e.to_string()));
+    }
+    tracing::info!("stopped");
+    Ok(())
 }

@@ -212,6 +212,10 @@ enum Command {
     Refused(&'static str),
     /// Report the current state.
     Snapshot(oneshot::Sender<Snapshot>),
+    /// Answer once no job is dispatched (at once if none is).
+    WhenIdle(oneshot::Sender<()>),
+    /// Cancel every dispatched job (the end of a shutdown's drain).
+    CancelRunning,
 }
 
 /// A handle for submitting jobs; cheap to clone.
@@ -342,6 +346,20 @@ impl Scheduler {
             tx: self.tx.clone(),
             armed: true,
         })
+    }
+
+    /// Resolves once no job holds (or is about to hold) the device: after a shutdown began, when
+    /// the running jobs have finished.
+    pub async fn idle(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::WhenIdle(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Cancels every running job (each owner hears `cancelled`).
+    pub fn cancel_running(&self) {
+        let _ = self.tx.send(Command::CancelRunning);
     }
 
     /// The current state, for the HTTP endpoints.

@@ -141,6 +141,8 @@ struct Task {
     last_flush: Instant,
     /// Set once shutdown began: nothing new starts.
     draining: bool,
+    /// Waiting for the device to be idle (a shutdown's drain).
+    idle_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Everything the task starts with.
@@ -189,6 +191,7 @@ pub(super) fn spawn(parts: TaskParts) {
         next_seq: 0,
         last_flush: Instant::now(),
         draining: false,
+        idle_waiters: Vec::new(),
     };
     tokio::spawn(task.run(rx, shutdown));
 }
@@ -214,6 +217,11 @@ impl Task {
                 _ = tick.tick() => self.housekeeping(Instant::now()),
             }
             self.dispatch();
+            if self.running.is_empty() {
+                for w in self.idle_waiters.drain(..) {
+                    let _ = w.send(());
+                }
+            }
             if self.queue.is_dirty() && self.last_flush.elapsed() >= self.config.position_interval {
                 self.flush_positions();
             }
@@ -249,6 +257,13 @@ impl Task {
             Command::Refused(code) => self.reject(code),
             Command::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
+            }
+            Command::WhenIdle(reply) => self.idle_waiters.push(reply),
+            Command::CancelRunning => {
+                for (id, r) in &self.running {
+                    tracing::info!(job_id = %id, "cancelled: the server is shutting down");
+                    r.cancel.cancel();
+                }
             }
         }
     }

@@ -97,6 +97,21 @@ impl Store {
         Ok(store)
     }
 
+    /// Flushes the write-ahead log into the database file and closes the connection (a clean
+    /// shutdown). Every clone of this handle is closed with it.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.run(|c| {
+            c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+            Ok(())
+        })
+        .await?;
+        self.conn
+            .clone()
+            .close()
+            .await
+            .map_err(|e| StoreError::Database(format!("closing the database: {e}")))
+    }
+
     /// Runs `f` on the store's thread.
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where

@@ -108,6 +108,8 @@ enum Ending {
     TooSlow,
     /// The client fell so far behind that its jobs' logs dropped messages it had not read.
     FellBehind,
+    /// The server is shutting down.
+    ServerStopping,
 }
 
 async fn serve(
@@ -160,41 +162,73 @@ async fn serve(
                     break Ending::FellBehind;
                 }
             }
+            _ = c.state.closing.cancelled() => break Ending::ServerStopping,
         }
-        if outgoing.is_empty() {
-            continue;
-        }
-        let write = async {
-            for text in outgoing {
-                out.feed(Message::Text(text.as_ref().into())).await?;
-            }
-            out.flush().await
-        };
-        match tokio::time::timeout(write_timeout, write).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => break 'conn Ending::Client,
-            Err(_) => break 'conn Ending::TooSlow,
+        if let Err(ending) = write(&mut out, outgoing, write_timeout).await {
+            break 'conn ending;
         }
     };
-    let reason = match ending {
-        Ending::Client => None,
-        Ending::TooSlow => Some("the client stopped reading; its chat answers can be resumed"),
-        Ending::FellBehind => {
-            Some("the client fell too far behind; its chat answers can be resumed")
+    if matches!(ending, Ending::ServerStopping) {
+        // The drain is over, but the last jobs' final messages may still be on their way into
+        // the logs: send what comes within a short grace, then say goodbye.
+        let grace = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        while !c.following.is_empty() && tokio::time::Instant::now() < grace {
+            let mut outgoing = Vec::new();
+            c.drain(&mut outgoing);
+            if write(&mut out, outgoing, write_timeout).await.is_err() {
+                break;
+            }
+            let _ = tokio::time::timeout_at(grace, notify.notified()).await;
         }
+    }
+    let (code, reason) = match ending {
+        Ending::Client => (0, None),
+        Ending::TooSlow => (
+            1008,
+            Some("the client stopped reading; its chat answers can be resumed"),
+        ),
+        Ending::FellBehind => (
+            1008,
+            Some("the client fell too far behind; its chat answers can be resumed"),
+        ),
+        Ending::ServerStopping => (1001, Some("the server is restarting; reconnect shortly")),
     };
     if let Some(reason) = reason {
-        tracing::info!(reason, "disconnecting a slow client");
-        c.state.metrics.on_rejected("slow_client");
+        if code == 1008 {
+            tracing::info!(reason, "disconnecting a slow client");
+            c.state.metrics.on_rejected("slow_client");
+        }
         // Say why, if the socket still takes a frame (a client that stopped reading may not).
         let close = out.send(Message::Close(Some(CloseFrame {
-            code: 1008,
+            code,
             reason: reason.into(),
         })));
         let _ = tokio::time::timeout(std::time::Duration::from_millis(100), close).await;
     }
     tracing::debug!(jobs = c.following.len(), "connection closed");
     c.state.relay.detach(c.following.into_keys(), conn);
+}
+
+/// Writes `messages` within `timeout`; the reason to end the connection if that fails.
+async fn write(
+    out: &mut futures::stream::SplitSink<WebSocket, Message>,
+    messages: Vec<Arc<str>>,
+    timeout: std::time::Duration,
+) -> Result<(), Ending> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let write = async {
+        for text in messages {
+            out.feed(Message::Text(text.as_ref().into())).await?;
+        }
+        out.flush().await
+    };
+    match tokio::time::timeout(timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Ending::Client),
+        Err(_) => Err(Ending::TooSlow),
+    }
 }
 
 fn encode(msg: &ServerMessage) -> Arc<str> {
