@@ -23,13 +23,30 @@ use leptos_router::{
     StaticSegment,
 };
 
+/// The page's script policy: only the site's own scripts and the inline hydration scripts
+/// carrying this response's nonce run (so nothing a user or the model wrote can), WebAssembly may
+/// be compiled, requests and sockets go to this server only. Sent as a `<meta>` because the nonce
+/// exists only while the page renders; the server adds the framing and other headers.
+pub fn content_security_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'"
+    )
+}
+
 /// The HTML document around the app, rendered by the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let nonce = leptos::nonce::use_nonce()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    let csp = content_security_policy(&nonce);
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
+                <meta http-equiv="Content-Security-Policy" content=csp/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>

@@ -102,6 +102,26 @@ test("cancel while waiting leaves the queue", async ({ browser, server }) => {
   await second.close();
 });
 
+test("the page's script policy blocks an injected inline script, and the app still runs", async ({ page, server }) => {
+  const violations: string[] = [];
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) violations.push(m.text());
+  });
+  await openCalculator(page, server.url);
+  // What a successful injection would do: an inline script without the page's nonce.
+  await page.evaluate(() => {
+    const s = document.createElement("script");
+    s.textContent = "window.injected = true";
+    document.head.appendChild(s);
+  });
+  expect(await page.evaluate(() => (window as any).injected)).toBeUndefined();
+  await expect.poll(() => violations.length).toBeGreaterThan(0);
+  // The app itself (its own scripts, WebAssembly, its socket) is unaffected.
+  await page.getByTestId("op").selectOption("add");
+  await page.getByTestId("submit").click();
+  await expect(page.getByTestId("result")).toBeVisible();
+});
+
 test("unary ops hide the second operand", async ({ page, server }) => {
   await openCalculator(page, server.url);
   await expect(page.getByTestId("operand-b")).toBeVisible();

@@ -29,17 +29,46 @@ pub fn frame_policy(path: &str, frame_ancestors: &[String]) -> String {
     }
 }
 
-/// Adds the framing policy to every response.
+/// Adds the framing policy and the usual security headers to every response. (Pages also carry
+/// their script policy in a `<meta>`: see `app::content_security_policy`.)
 pub async fn frame_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let mut response = next.run(req).await;
-    let policy = frame_policy(&path, &state.config.frame_ancestors);
+    let policy = format!(
+        "{}; object-src 'none'; base-uri 'none'",
+        frame_policy(&path, &state.config.frame_ancestors)
+    );
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&policy) {
         headers.insert(header::CONTENT_SECURITY_POLICY, v);
     }
-    if policy == "frame-ancestors 'none'" {
+    if policy.starts_with("frame-ancestors 'none'") {
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        // A top-level page shares its browsing context with nobody (embeds are framed, so
+        // they keep the default).
+        headers.insert(
+            "cross-origin-opener-policy",
+            HeaderValue::from_static("same-origin"),
+        );
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    headers.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=()"),
+    );
+    if state.config.secure_cookies {
+        // Served over TLS (the same switch as the cookie's Secure flag): stay on it.
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
     }
     response
 }

@@ -24,14 +24,20 @@ async fn embed_routes_may_be_framed_and_other_pages_may_not() {
         let r = reqwest::get(server.url(path)).await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
         let (policy, xfo) = csp(&server, path).await;
-        assert_eq!(policy, "frame-ancestors *");
+        assert_eq!(
+            policy,
+            "frame-ancestors *; object-src 'none'; base-uri 'none'"
+        );
         assert_eq!(xfo, None);
         let html = r.text().await.unwrap();
         assert!(!html.contains("site-header"), "{path} has no site chrome");
     }
     for path in ["/", "/chat", "/stats", "/api/stats"] {
         let (policy, xfo) = csp(&server, path).await;
-        assert_eq!(policy, "frame-ancestors 'none'", "{path}");
+        assert_eq!(
+            policy, "frame-ancestors 'none'; object-src 'none'; base-uri 'none'",
+            "{path}"
+        );
         assert_eq!(xfo.as_deref(), Some("DENY"));
     }
     let locked =
@@ -39,8 +45,55 @@ async fn embed_routes_may_be_framed_and_other_pages_may_not() {
     let (policy, _) = csp(&locked, "/embed/chat").await;
     assert_eq!(
         policy,
-        "frame-ancestors 'self' https://a.example https://b.example"
+        "frame-ancestors 'self' https://a.example https://b.example; object-src 'none'; base-uri 'none'"
     );
+}
+
+#[tokio::test]
+async fn pages_carry_a_strict_script_policy_and_the_usual_security_headers() {
+    let server = TestServer::start(&[]).await;
+    for path in ["/", "/chat", "/embed/chat"] {
+        let r = reqwest::get(server.url(path)).await.unwrap();
+        let h = r.headers().clone();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "strict-origin-when-cross-origin");
+        assert!(h["permissions-policy"]
+            .to_str()
+            .unwrap()
+            .contains("camera=()"));
+        assert!(h.get("strict-transport-security").is_none(), "not over TLS");
+        let html = r.text().await.unwrap();
+        // The script policy: only this response's nonce, no inline script without it.
+        let at = html.find("'nonce-").expect("a nonce in the page's policy") + 7;
+        let nonce = &html[at..at + html[at..].find('\'').unwrap()];
+        assert!(nonce.len() >= 16, "{nonce}");
+        assert!(html.contains("script-src 'self' 'nonce-"), "{path}");
+        assert!(!html.contains("unsafe-inline' 'wasm") && !html.contains("script-src *"));
+        let scripts = html.matches("<script").count();
+        let with_nonce = html.matches(&format!("nonce=\"{nonce}\"")).count();
+        assert!(
+            scripts > 0 && with_nonce >= scripts,
+            "{path}: every inline script has the nonce"
+        );
+    }
+    // Two responses, two nonces.
+    let a = reqwest::get(server.url("/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let b = reqwest::get(server.url("/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let nonce = |h: &str| h[h.find("'nonce-").unwrap()..][..30].to_owned();
+    assert_ne!(nonce(&a), nonce(&b));
+    let tls = TestServer::start(&["--secure-cookies"]).await;
+    let r = reqwest::get(tls.url("/")).await.unwrap();
+    assert!(r.headers().get("strict-transport-security").is_some());
 }
 
 #[tokio::test]
