@@ -54,7 +54,15 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version"
   cargo install wasm-bindgen-cli --version "$wb_version" --quiet
 fi
 
-# 3. npm packages: wasm-opt (binaryen; Debian's is too old and breaks hydration) and Playwright.
+# 3. cargo-deny, for the test command's license, ban and source checks (a few minutes, once).
+deny_version=0.20.2
+if [ $want_test -eq 1 ] && [ "$(cargo deny --version 2>/dev/null | awk '{print $2}')" != "$deny_version" ]; then
+  echo "setup: installing cargo-deny $deny_version (a few minutes, once)"
+  cargo install cargo-deny --version "$deny_version" --locked --quiet ||
+    cargo install cargo-deny --version "$deny_version" --quiet
+fi
+
+# 4. npm packages: wasm-opt (binaryen; Debian's is too old and breaks hydration) and Playwright.
 if [ ! -f end2end/node_modules/.package-lock.json ] ||
    ! cmp -s end2end/package-lock.json end2end/node_modules/.turnstile-lock; then
   echo "setup: installing npm packages in end2end/"

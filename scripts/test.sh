@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
+echo "test: dependencies (cargo deny: licenses, bans, sources)"
+cargo deny --log-level error check licenses bans sources
+
 echo "test: the embedded model"
 scripts/model.sh
 
