@@ -161,6 +161,20 @@ pub struct Config {
     #[arg(long, env = "TURNSTILE_WS_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub ws_write_timeout: Duration,
 
+    /// A bearer token for the admin views: with it set, `/queue/status`'s job-level detail (and
+    /// `/metrics` with `--protect-metrics`) need `Authorization: Bearer <token>`.
+    #[arg(long, env = "TURNSTILE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+
+    /// `/metrics` needs the admin token too.
+    #[arg(
+        long,
+        env = "TURNSTILE_PROTECT_METRICS",
+        default_value_t = false,
+        requires = "admin_token"
+    )]
+    pub protect_metrics: bool,
+
     /// On SIGTERM or Ctrl-C: how long running jobs may take to finish before they are cancelled
     /// (waiting jobs are told to retry at once; no new job is accepted).
     #[arg(long, env = "TURNSTILE_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
@@ -169,6 +183,30 @@ pub struct Config {
     /// The chat model and its limits.
     #[command(flatten)]
     pub chat: crate::chat::ChatConfig,
+}
+
+/// A secret from the command line or the environment; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
 }
 
 /// An API key and the weight it gives in the fair queue.

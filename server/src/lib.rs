@@ -7,6 +7,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod admin;
 pub mod cache;
 pub mod calc;
 pub mod chat;

@@ -307,8 +307,15 @@ fn catch_up(counter: &Counter<f64, AtomicU64>, value: f64) {
     }
 }
 
-/// `GET /metrics`.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics` (with `--protect-metrics`, for the admin token only).
+pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if state.config.protect_metrics && !crate::admin::is_admin(&state.config, &headers) {
+        return crate::error::AppError::new(
+            app::error_code::ErrorCode::Forbidden,
+            "the metrics need the admin token (Authorization: Bearer ...)",
+        )
+        .into_response();
+    }
     let m = &state.metrics;
     if let Some(snapshot) = state.scheduler.snapshot().await {
         for (kind, n) in &snapshot.waiting_by_kind {

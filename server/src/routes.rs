@@ -131,11 +131,17 @@ pub async fn device_queue(
     Ok(Json(snapshot(&state).await?.device_queue))
 }
 
-/// `GET /queue/status`.
+/// `GET /queue/status`: totals for anyone; the job-level list only for the admin when an admin
+/// token is configured.
 pub async fn queue_status(
     State(state): State<AppState>,
+    headers: HeaderMap,
 ) -> Result<Json<app::api::QueueStatus>, AppError> {
-    Ok(Json(snapshot(&state).await?.queue_status))
+    let mut status = snapshot(&state).await?.queue_status;
+    if !crate::admin::may_see_detail(&state.config, &headers) {
+        status.queue_items.clear();
+    }
+    Ok(Json(status))
 }
 
 /// `GET /api/stats`.

@@ -187,3 +187,58 @@ async fn health_and_pages() {
         "the calculator form is not server-rendered"
     );
 }
+
+#[tokio::test]
+async fn admin_views_need_the_token_when_one_is_set() {
+    let server = TestServer::start(&["--admin-token", "s3cret", "--protect-metrics"]).await;
+    // A job waits behind a running one, so the detail has something to show.
+    let mut c = server.ws_as(&new_session()).await;
+    c.send_json(submit("a", sleep_job(500))).await;
+    c.send_json(submit("b", sleep_job(10))).await;
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let http = reqwest::Client::new();
+    let public: serde_json::Value = http
+        .get(server.url("/queue/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        public["queue_items"],
+        serde_json::json!([]),
+        "no job-level detail"
+    );
+    assert!(
+        public["queue_length"].as_u64().unwrap() + public["active_requests"].as_u64().unwrap() >= 1
+    );
+    let admin: serde_json::Value = http
+        .get(server.url("/queue/status"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!admin["queue_items"].as_array().unwrap().is_empty());
+    let metrics = http.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 403);
+    let body: serde_json::Value = metrics.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden");
+    let wrong = http
+        .get(server.url("/metrics"))
+        .bearer_auth("guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 403);
+    let ok = http
+        .get(server.url("/metrics"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
