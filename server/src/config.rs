@@ -114,6 +114,15 @@ pub struct Config {
     #[arg(long, env = "TURNSTILE_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
     pub retention: Duration,
 
+    /// Most conversations one session may keep; a new one beyond it gets `invalid_input`
+    /// (delete some first). 0 = no cap.
+    #[arg(
+        long,
+        env = "TURNSTILE_MAX_CONVERSATIONS_PER_SESSION",
+        default_value_t = 200
+    )]
+    pub max_conversations_per_session: u64,
+
     /// Mark the session cookie `Secure` (set it when serving over TLS, directly or behind a proxy).
     #[arg(long, env = "TURNSTILE_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,

@@ -6,6 +6,8 @@
 mod common;
 
 use app::chat::{Conversation, ConversationList, SessionToken};
+use app::error_code::ErrorCode;
+use app::protocol::ServerMessage;
 use common::*;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::Response;
@@ -365,4 +367,51 @@ async fn conversations_survive_a_server_restart() {
         .get_json_as(&format!("/api/conversations/{id}"), &session)
         .await;
     assert_eq!(after, before);
+}
+
+#[tokio::test]
+async fn a_session_has_at_most_its_cap_of_conversations() {
+    let server = TestServer::start(&[
+        "--max-conversations-per-session",
+        "2",
+        "--test-token-delay",
+        "0s",
+    ])
+    .await;
+    let session = new_session();
+    let mut c = server.ws_as(&session).await;
+    for i in 0..2 {
+        c.send_json(submit(
+            &format!("c{i}"),
+            serde_json::json!({"kind":"chat","message":"Hi.","max_tokens":2}),
+        ))
+        .await;
+        let end = c.until_end().await;
+        assert!(
+            matches!(end.last(), Some(ServerMessage::Done { .. })),
+            "{end:?}"
+        );
+    }
+    c.send_json(submit(
+        "third",
+        serde_json::json!({"kind":"chat","message":"Hi.","max_tokens":2}),
+    ))
+    .await;
+    match c.recv().await {
+        ServerMessage::Error {
+            code: ErrorCode::InvalidInput,
+            message,
+            ..
+        } => assert!(message.contains("delete some"), "{message}"),
+        m => panic!("{m:?}"),
+    }
+    // Another session is not affected.
+    let mut other = server.ws_as(&new_session()).await;
+    other
+        .send_json(submit(
+            "x",
+            serde_json::json!({"kind":"chat","message":"Hi.","max_tokens":2}),
+        ))
+        .await;
+    assert!(matches!(other.recv().await, ServerMessage::Accepted { .. }));
 }

@@ -63,13 +63,28 @@ pub async fn prepare(
                 "regenerate needs the conversation_id".into(),
             ))
         }
-        None => store
-            .create_conversation(session, &title_from(&job.message))
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "could not create a conversation");
-                JobError::Internal
-            })?,
+        None => {
+            let most = state.config.max_conversations_per_session;
+            if most > 0 {
+                let have = store.count_conversations(session).await.map_err(|e| {
+                    tracing::error!(error = %e, "could not count conversations");
+                    JobError::Internal
+                })?;
+                if have >= most {
+                    return Err(JobError::InvalidInput(format!(
+                        "you already have {have} conversations, the most one session may keep; \
+                         delete some to start a new one"
+                    )));
+                }
+            }
+            store
+                .create_conversation(session, &title_from(&job.message))
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "could not create a conversation");
+                    JobError::Internal
+                })?
+        }
     };
     if job.regenerate {
         match store.remove_last_answer(session, &conversation).await {
