@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Runs every benchmark and prints its figures (docs/benchmarks.md records them):
+#   1. the scheduler's micro-benchmarks (criterion),
+#   2. turnstile-load's scenarios against a release server started here on 127.0.0.1,
+#   3. the page's bundle size and navigation-to-hydrated time in Chromium.
+# JSON reports go to target/bench/. Release builds (the first one takes a while on 2 cores).
+# BENCH_QUICK=1 runs shorter versions (for trying the script out, not for the record).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+out=target/bench
+mkdir -p "$out"
+quick="${BENCH_QUICK:-0}"
+dur=30; hold_big=10000; jobs=100000
+[ "$quick" = 1 ] && { dur=5; hold_big=1000; jobs=2000; }
+echo "bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
+
+echo "bench: building (release)"
+cargo build --release -p server --bin turnstile
+cargo build --release -p turnstile-load
+
+echo "bench: scheduler micro-benchmarks (criterion)"
+cargo bench -p server --bench scheduler 2>&1 | grep -E "^scheduler/|time:" | paste - - | sed 's/  */ /g' | tee "$out/scheduler.txt"
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+port=3990
+server_pid=""
+start() { # start <extra server flags...>
+  stop
+  ./target/release/turnstile --addr "127.0.0.1:$port" --test-mode --db "$out/bench.sqlite3" \
+    --max-waiting 50000 --max-waiting-per-session 0 --max-run 1h --max-wait 1h \
+    --rate-per-ip 0 --rate-per-session 0 --rate-per-connection 0 \
+    --max-connections 0 --max-connections-per-ip 0 "$@" > "$out/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "bench: the server did not start"; cat "$out/server.log"; exit 1
+}
+stop() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null; server_pid=""; rm -f "$out"/bench.sqlite3*; }
+trap stop EXIT
+load() { ./target/release/turnstile-load --addr "127.0.0.1:$port" "$@"; }
+
+echo "bench: device utilization and throughput (saturate)"
+start
+load --json "$out/saturate-sleep1ms-100.json" saturate --clients 100 --transport ws --job sleep --sleep-us 1000 --jobs-per-client 100000 --duration "$dur"
+load --json "$out/saturate-sleep100us-100.json" saturate --clients 100 --transport ws --job sleep --sleep-us 100 --jobs-per-client 100000 --duration "$dur"
+for c in 1 10 100 1000; do
+  load --json "$out/saturate-add-ws-$c.json" saturate --clients "$c" --transport ws --job add --jobs-per-client 1000000 --duration "$dur"
+  load --json "$out/saturate-add-http-$c.json" saturate --clients "$c" --transport http --job add --jobs-per-client 1000000 --duration "$dur"
+done
+
+echo "bench: idle waiters (hold)"
+for n in 1000 "$hold_big"; do
+  start
+  load --json "$out/hold-$n.json" hold --waiters "$n" --rounds 20 --timeout 600
+done
+
+echo "bench: one session floods the queue (fair, then FIFO)"
+for order in fair fifo; do
+  start --queue-order "$order"
+  load --json "$out/flood-$order.json" flood --flood-jobs 200 --light 9 --job-ms 20
+done
+
+echo "bench: chat on the embedded model"
+start
+for c in 1 4; do
+  load --json "$out/chat-$c.json" chat --clients "$c" --max-tokens 64
+done
+
+echo "bench: soak"
+start
+load --json "$out/soak.json" soak --clients 1000 --jobs "$jobs" --duration 600
+stop
+
+echo "bench: the page (bundle size, navigation to hydrated)"
+scripts/build.sh --release >/dev/null
+(cd end2end && TURNSTILE_BIN="$PWD/../target/release/turnstile" TURNSTILE_SITE_ROOT="$PWD/../target/site" \
+  BENCH_JSON="$PWD/../$out/hydration.json" npx playwright test -c playwright.bench.config.ts)
+echo "bench: done; JSON reports in $out/"
