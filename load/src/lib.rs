@@ -1,4 +1,4 @@
-//! Turnstile's load generator, as a library: four scenarios that drive a running Turnstile server
+//! Turnstile's load generator, as a library: five scenarios that drive a running Turnstile server
 //! over its public API only (the WebSocket at `/ws`, `POST /api/execute` and `GET /api/stats`)
 //! and report what they measured. The `turnstile-load` binary (`main.rs`) is a thin CLI over it;
 //! the tests run the same scenarios in small form against an in-process server.
@@ -11,7 +11,7 @@
 //! - [`stats`]: reading `/api/stats` before and after a run; device utilization and memory.
 //! - [`jobs`]: the jobs the scenarios submit (distinct calculator adds, test-mode sleeps, chats).
 //! - [`report`]: latency percentiles, error tallies, Jain's index, tables and JSON output.
-//! - [`saturate`], [`hold`], [`flood`], [`chat`]: one scenario each (see their docs).
+//! - [`saturate`], [`hold`], [`flood`], [`chat`], [`soak`]: one scenario each (see their docs).
 //!
 //! Every scenario is bounded in count and in time; a socket or protocol failure is counted as an
 //! error with its reason, never a panic. A scenario returns `Err` only when it could not measure
@@ -26,6 +26,7 @@
 //! | hold | `hold --waiters 10000 --rounds 20` | `--test-mode --max-run 1h --max-wait 1h --max-waiting 20000`, and `ulimit -n` above the waiters |
 //! | flood | `flood --flood-jobs 200 --light 9 --job-ms 20` | `--test-mode --max-waiting-per-session 256`, `--queue-order fair` or `fifo` |
 //! | chat | `chat --clients 4 --max-tokens 64` | the chat model (the embedded one by default) |
+//! | soak | `soak --clients 1000 --jobs 100000 --chat-share 0.02 --churn 0.10 --duration 600` | `--max-waiting 20000 --rate-per-ip 0 --max-connections-per-ip 0`, and `ulimit -n` above the clients |
 //!
 //! **Fairness.** The flood scenario reports Jain's fairness index over the sessions it ran,
 //! `J = (Σx)² / (n·Σx²)`, where `x_i` is session `i`'s service rate: the device time it received
@@ -41,6 +42,7 @@ pub mod hold;
 pub mod jobs;
 pub mod report;
 pub mod saturate;
+pub mod soak;
 pub mod stats;
 
 /// What a scenario returns when it could not run at all; the reason is for a person.

@@ -7,7 +7,7 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use turnstile_load::{chat, client, flood, hold, report, saturate};
+use turnstile_load::{chat, client, flood, hold, report, saturate, soak};
 
 /// Turnstile's load generator. Start the server with `--test-mode` for the sleep jobs; see each
 /// scenario's help for the flags it needs.
@@ -39,6 +39,10 @@ enum Scenario {
     Flood(flood::FloodOptions),
     /// Concurrent chats: time to first token, tokens/s, queue waits.
     Chat(chat::ChatOptions),
+    /// Many clients run a mix of jobs while some drop connections, resume chats and cancel:
+    /// protocol violations, every job accounted for, the queue and memory back to normal.
+    /// Server: `--max-waiting 20000 --rate-per-ip 0 --max-connections-per-ip 0` for many clients.
+    Soak(soak::SoakOptions),
 }
 
 #[tokio::main]
@@ -59,6 +63,9 @@ async fn main() -> ExitCode {
             .await
             .and_then(|r| emit(&cli, r.table(), &r)),
         Scenario::Chat(o) => chat::run(&cli.addr, o)
+            .await
+            .and_then(|r| emit(&cli, r.table().to_string(), &r)),
+        Scenario::Soak(o) => soak::run(&cli.addr, o)
             .await
             .and_then(|r| emit(&cli, r.table().to_string(), &r)),
     };

@@ -6,7 +6,7 @@
 use clap::Parser;
 use std::path::PathBuf;
 use tokio::sync::{oneshot, Mutex, MutexGuard};
-use turnstile_load::{chat, flood, hold, jobs::CalcKind, saturate};
+use turnstile_load::{chat, flood, hold, jobs::CalcKind, saturate, soak};
 use turnstile_server::config::Config;
 
 /// One test at a time.
@@ -173,10 +173,12 @@ async fn hold_measures_memory_per_waiter_and_the_lag_of_each_round() {
 
 /// 40 flood jobs of 5 ms and 3 light sessions, one every 5 job-times.
 fn flood_opts() -> flood::FloodOptions {
+    // Jobs long enough that a loaded machine's scheduling noise (a few ms) is small next to one
+    // job-time, which is the unit the fairness bounds are stated in.
     flood::FloodOptions {
         flood_jobs: 40,
         light: 3,
-        job_ms: 5,
+        job_ms: 25,
         stagger: 5,
         timeout: 60.0,
     }
@@ -249,6 +251,135 @@ async fn chat_streams_report_first_tokens_and_speeds() {
     assert_eq!(r.stream_tokens_per_second.count, 2, "{r:#?}");
     assert_eq!(r.queue_wait.count, 2, "{r:#?}");
     assert!(r.total_tokens_per_second > 0.0, "{r:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_soak_with_churn_and_chats_keeps_every_promise() {
+    let model = model_path();
+    assert!(
+        std::path::Path::new(&model).exists(),
+        "{model} is missing: run scripts/model.sh"
+    );
+    // The 40 clients share one address, so its rate limit is lifted; each session's and each
+    // connection's still apply.
+    let server = start(&["--max-waiting", "5000", "--rate-per-ip", "0"]).await;
+    // 40 clients, 2,000 jobs of which 6 chats (the 4 churning clients get one each, drop it after
+    // its first token and resume it), churn 10 %: well within 30 s on two loaded cores.
+    let opts = soak::SoakOptions {
+        clients: 40,
+        jobs: 2000,
+        chat_share: 0.003,
+        cached_share: 0.05,
+        churn: 0.10,
+        churn_jobs: 0.3,
+        max_tokens: 4,
+        prompt: "Say hello.".into(),
+        duration: 30.0,
+        grace: 10.0,
+        settle: 10.0,
+        seed: None,
+    };
+    let r = soak::run(&server.addr, &opts).await.unwrap();
+    let summary = format!("{}\n{r:#?}", r.table());
+    eprintln!("{}\n{:#?}", r.table(), r.chats.replays);
+    assert_eq!(r.violations.total(), 0, "{summary}");
+    assert_eq!(r.clients_connected, 40, "{summary}");
+    assert_eq!(r.churning_clients, 4, "{summary}");
+    let j = &r.jobs;
+    assert!(r.every_job_accounted, "{summary}");
+    assert_eq!(
+        (j.planned, j.submitted, j.not_run),
+        (2000, 2000, 0),
+        "{summary}"
+    );
+    assert_eq!(
+        (j.failed, j.lost, j.unfinished, j.gave_up),
+        (0, 0, 0, 0),
+        "{summary}"
+    );
+    assert_eq!(
+        j.completed + j.cancelled + j.dropped_by_disconnect,
+        2000,
+        "{summary}"
+    );
+    assert!(
+        j.cancelled >= 1 && j.dropped_by_disconnect >= 1,
+        "{summary}"
+    );
+    assert_eq!(r.errors.total(), 0, "{summary}");
+    let c = &r.chats;
+    assert_eq!(c.submitted, 6, "{summary}");
+    assert!(c.resumed >= 4 && c.replays_exact == c.resumed, "{summary}");
+    assert_eq!(c.replays_inexact, 0, "{summary}");
+    let exact = |p: &soak::ReplayRecord| p.exact && p.first_seq_after == Some(p.last_seq + 1);
+    assert!(c.replays.iter().all(exact), "{summary}");
+    // The churning clients' chats were dropped in the middle of their answers.
+    let mid_answer = c.replays.iter().filter(|p| p.dropped_after == "token");
+    assert!(mid_answer.count() >= 4, "{summary}");
+    assert_eq!(c.completed + c.cancelled, 6, "{summary}");
+    assert_eq!(
+        r.churn.calc_resume_refused, r.churn.calc_resume_probes,
+        "{summary}"
+    );
+    assert!(r.server.queue_back_to_zero, "{summary}");
+    assert!(r.server.rss_start_bytes > 0 && r.server.rss_peak_bytes >= r.server.rss_end_bytes);
+    assert!(
+        r.calc_latency.count > 0 && r.jobs_per_second > 0.0,
+        "{summary}"
+    );
+    // Every socket of the run is closed on the server's side too.
+    let s = &r.server;
+    assert!(
+        s.websocket_connections_end <= s.websocket_connections_start,
+        "{summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soak_under_a_tight_rate_limit_sends_refused_messages_again() {
+    // 60 messages a second for the whole address: submissions, cancels, resumes and pings are
+    // refused `rate_limited` again and again, and must be sent again, never lost or doubled.
+    let server = start(&["--rate-per-ip", "60"]).await;
+    let opts = soak::SoakOptions {
+        clients: 10,
+        jobs: 300,
+        chat_share: 0.0,
+        cached_share: 0.05,
+        churn: 0.3,
+        churn_jobs: 0.5,
+        max_tokens: 4,
+        prompt: "Say hello.".into(),
+        duration: 30.0,
+        grace: 10.0,
+        settle: 10.0,
+        seed: None,
+    };
+    let r = soak::run(&server.addr, &opts).await.unwrap();
+    let summary = format!("{}\n{r:#?}", r.table());
+    eprintln!("{}", r.table());
+    assert_eq!(r.violations.total(), 0, "{summary}");
+    assert_eq!(r.errors.total(), 0, "{summary}");
+    assert!(r.every_job_accounted, "{summary}");
+    let j = &r.jobs;
+    assert_eq!((j.submitted, j.not_run), (300, 0), "{summary}");
+    assert_eq!(
+        j.completed + j.cancelled + j.dropped_by_disconnect,
+        300,
+        "{summary}"
+    );
+    assert!(
+        r.refused.get("rate_limited").is_some_and(|n| *n > 0),
+        "{summary}"
+    );
+    assert!(
+        r.churn.cancels_sent > 0 && r.churn.disconnects > 0,
+        "{summary}"
+    );
+    assert_eq!(
+        r.churn.calc_resume_refused, r.churn.calc_resume_probes,
+        "{summary}"
+    );
+    assert!(r.server.queue_back_to_zero, "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
