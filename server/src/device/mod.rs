@@ -22,7 +22,7 @@ use app::api::DeviceStats;
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-pub use worker::{DeviceTask, WorkerConfig};
+pub use worker::{DeviceTask, Reservation, WorkerConfig};
 
 /// Something that can open a candle device.
 pub trait Backend: Send + Sync + 'static {
@@ -175,6 +175,13 @@ impl DeviceHost {
     /// when the device threads are gone; the task is then dropped unrun.
     pub fn submit(&self, task: DeviceTask) -> bool {
         self.tasks.send(task)
+    }
+
+    /// Takes the next place in the device's order, to be filled with a task later (see
+    /// [`Reservation`]): the scheduler takes one per job as it dispatches it, so jobs reach the
+    /// device in dispatch order whenever their runners get to run.
+    pub fn reserve(&self) -> Reservation {
+        self.tasks.reserve()
     }
 
     /// Takes a lease, opening the device first if it is closed. Blocking: call it from a device

@@ -1,7 +1,12 @@
-//! The device's threads. Each of the `slots` threads takes the next task from one FIFO queue and
+//! The device's threads. Each of the `slots` threads takes the next entry from one FIFO queue and
 //! runs it to the end, so at most `slots` tasks compute at once, in the order they were queued. A
 //! task queued while the threads are busy starts the moment one is free, on that same thread, with
 //! no hand-over through the scheduler or the async runtime.
+//!
+//! An entry is a task, or a [`Reservation`]: a place in the order taken now (the scheduler takes
+//! one per job, in dispatch order) and filled with the job's task later, by the job's runner. A
+//! thread that reaches a reservation waits for its task (or skips it if the runner gives it up),
+//! so jobs start in the order they were dispatched, however their runners are scheduled.
 //!
 //! The threads belong to a rayon pool of `compute_threads` threads (at least `slots`), and
 //! candle's parallel kernels called from a task run on that pool: the device's compute
@@ -20,6 +25,25 @@ use std::sync::{Arc, Weak};
 /// Work for the device, run on a device thread. It takes its own lease (so it can decide what
 /// to do before the device is touched, e.g. skip a cancelled job) and reports its own result.
 pub type DeviceTask = Box<dyn FnOnce(&Arc<DeviceHost>) + Send + 'static>;
+
+/// An entry of the device's queue.
+enum Entry {
+    /// Run this.
+    Task(DeviceTask),
+    /// Run what arrives here (nothing, if the sender is dropped).
+    Reserved(tokio::sync::oneshot::Receiver<DeviceTask>),
+}
+
+/// A place in the device's order, to be filled with a task. Dropping it unfilled gives the place
+/// up (the device skips it).
+pub struct Reservation(tokio::sync::oneshot::Sender<DeviceTask>);
+
+impl Reservation {
+    /// Fills the place. False if the device threads are gone (the task is dropped unrun).
+    pub fn fill(self, task: DeviceTask) -> bool {
+        self.0.send(task).is_ok()
+    }
+}
 
 /// How many device threads, and how many threads candle's kernels may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,8 +80,8 @@ impl WorkerConfig {
 
 /// The sending end of the device threads' queue.
 pub(crate) struct Tasks {
-    /// Tasks in the order they were queued.
-    tx: crossbeam_channel::Sender<DeviceTask>,
+    /// Tasks and reservations in the order they were queued.
+    tx: crossbeam_channel::Sender<Entry>,
     /// The pool the device threads live in (kept so it lives as long as the host).
     _pool: Option<rayon::ThreadPool>,
     /// Device threads.
@@ -69,7 +93,15 @@ pub(crate) struct Tasks {
 impl Tasks {
     /// Queues a task; false when the threads are gone.
     pub(crate) fn send(&self, task: DeviceTask) -> bool {
-        self.tx.send(task).is_ok()
+        self.tx.send(Entry::Task(task)).is_ok()
+    }
+
+    /// Takes the next place in the order.
+    pub(crate) fn reserve(&self) -> Reservation {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // If the threads are gone, the reservation's fill fails and its job hears so.
+        let _ = self.tx.send(Entry::Reserved(rx));
+        Reservation(tx)
     }
 
     /// Tasks queued and not yet taken by a thread.
@@ -92,7 +124,7 @@ impl Tasks {
 pub(crate) fn spawn(host: Weak<DeviceHost>, config: WorkerConfig) -> Tasks {
     let slots = config.slots.max(1);
     let compute = config.resolved_compute_threads();
-    let (tx, rx) = crossbeam_channel::unbounded::<DeviceTask>();
+    let (tx, rx) = crossbeam_channel::unbounded::<Entry>();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(compute)
         .thread_name(|i| format!("turnstile-device-{i}"))
@@ -129,8 +161,15 @@ pub(crate) fn spawn(host: Weak<DeviceHost>, config: WorkerConfig) -> Tasks {
 }
 
 /// One device thread: runs tasks until the host is gone.
-fn serve(host: &Weak<DeviceHost>, rx: &crossbeam_channel::Receiver<DeviceTask>) {
-    while let Ok(task) = rx.recv() {
+fn serve(host: &Weak<DeviceHost>, rx: &crossbeam_channel::Receiver<Entry>) {
+    while let Ok(entry) = rx.recv() {
+        let task = match entry {
+            Entry::Task(task) => task,
+            Entry::Reserved(place) => match place.blocking_recv() {
+                Ok(task) => task,
+                Err(_) => continue, // given up: the next one
+            },
+        };
         let Some(host) = host.upgrade() else { break };
         if std::panic::catch_unwind(AssertUnwindSafe(|| task(&host))).is_err() {
             tracing::error!("a device task panicked; the device thread goes on");
@@ -214,6 +253,25 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         panic!("the host outlived its last handle");
+    }
+
+    #[test]
+    fn reservations_keep_their_place_in_the_order_and_can_be_given_up() {
+        let host = host(1);
+        let (tx, rx) = mpsc::channel();
+        let first = host.reserve();
+        let given_up = host.reserve();
+        let third = host.reserve();
+        let t = tx.clone();
+        assert!(host.submit(Box::new(move |_| t.send("unreserved").unwrap())));
+        // Filled out of order; they still run in the order reserved.
+        let t = tx.clone();
+        assert!(third.fill(Box::new(move |_| t.send("third").unwrap())));
+        drop(given_up);
+        let t = tx.clone();
+        assert!(first.fill(Box::new(move |_| t.send("first").unwrap())));
+        let order: Vec<&str> = (0..3).map(|_| rx.recv().unwrap()).collect();
+        assert_eq!(order, ["first", "third", "unreserved"]);
     }
 
     #[test]

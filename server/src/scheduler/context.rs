@@ -91,6 +91,19 @@ impl JobStart {
         true
     }
 
+    /// Runs `tell` (which sends the owner an event) only while the job has not started, under the
+    /// lock the start is claimed with: an event sent here always precedes `started`. Returns
+    /// whether it ran.
+    pub(crate) fn tell_if_waiting(&self, tell: impl FnOnce()) -> bool {
+        let state = self.state.lock();
+        if matches!(&*state, State::Waiting(_)) {
+            tell();
+            true
+        } else {
+            false
+        }
+    }
+
     /// Gives up on the job if it has not started. False if it already has.
     pub(crate) fn try_abandon(&self) -> bool {
         let mut state = self.state.lock();
@@ -131,6 +144,9 @@ pub struct RunContext {
     pub events: Emitter,
     /// Whether and when the job reached the device.
     pub(crate) start: Arc<JobStart>,
+    /// The job's place in the device's order, taken when it was dispatched; its first device
+    /// work fills it.
+    pub(crate) place: Arc<Mutex<Option<crate::device::Reservation>>>,
 }
 
 impl RunContext {
@@ -207,7 +223,12 @@ impl RunContext {
             }
             let _ = tx.send(result);
         });
-        if !self.device.submit(task) {
+        let place = self.place.lock().take();
+        let queued = match place {
+            Some(place) => place.fill(task),
+            None => self.device.submit(task),
+        };
+        if !queued {
             return Err(JobError::ShuttingDown);
         }
         rx.await.unwrap_or(Err(JobError::DeviceFailed))

@@ -373,5 +373,7 @@ impl Scheduler {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 #[path = "tests.rs"]
 mod tests;

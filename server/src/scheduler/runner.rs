@@ -8,9 +8,7 @@
 //! panicked). The device threads bound how many jobs compute at once; the scheduler bounds how
 //! many are dispatched; a panic or a dropped runner can never leak either.
 
-use super::{
-    Command, Emitter, EventSink, Executor, JobEvent, JobStart, Outcome, RunContext, WaitingPlaces,
-};
+use super::{Command, Emitter, EventSink, Executor, JobEvent, JobStart, Outcome, RunContext};
 use crate::device::DeviceHost;
 use crate::error::JobError;
 use crate::job::Work;
@@ -31,8 +29,8 @@ pub(super) struct RunSpec {
     pub id: JobId,
     pub job: Work,
     pub sink: EventSink,
-    pub enqueued: Instant,
-    pub places: Option<WaitingPlaces>,
+    pub start: Arc<JobStart>,
+    pub place: crate::device::Reservation,
     pub cancel: CancellationToken,
     pub device: Arc<DeviceHost>,
     pub executor: Arc<dyn Executor>,
@@ -72,8 +70,8 @@ async fn run(spec: RunSpec) {
         id,
         job,
         sink,
-        enqueued,
-        places,
+        start,
+        place,
         cancel,
         device,
         executor,
@@ -82,7 +80,6 @@ async fn run(spec: RunSpec) {
         metrics,
         tx,
     } = spec;
-    let start = Arc::new(JobStart::new(enqueued, places));
     let mut guard = FinishGuard {
         id: id.clone(),
         tx,
@@ -98,6 +95,7 @@ async fn run(spec: RunSpec) {
         cancel: cancel.clone(),
         events: events.clone(),
         start: Arc::clone(&start),
+        place: Arc::new(parking_lot::Mutex::new(Some(place))),
     };
     // A panic in the executor's async part is caught like one on the device: the job fails, the
     // place on the device is given back.
@@ -156,6 +154,9 @@ async fn run(spec: RunSpec) {
     // while this one's answer is on the wire, and so anything the owner does after reading the
     // answer sees this job counted as finished.
     guard.failure = outcome.as_ref().err().map(|e| e.code().as_str());
+    // A job that ended without reaching the device (it failed first) is over: no position may
+    // be sent to it after its end.
+    start.try_abandon();
     drop(guard);
     match outcome {
         Ok(Outcome::Tensor { output, compute_ms }) => {

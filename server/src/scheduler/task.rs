@@ -106,6 +106,12 @@ struct Running {
     enqueued_wall: SystemTime,
     /// Dispatch order (the device starts dispatched jobs in this order).
     order: u64,
+    /// The owner's events (to tell a prefetched job its place as the jobs ahead start).
+    sink: EventSink,
+    /// The position its owner was last told.
+    told: u64,
+    /// Whether it has started (positions are only sent before).
+    start: Arc<super::JobStart>,
 }
 
 struct Task {
@@ -285,7 +291,7 @@ impl Task {
         let position = self.queue.push(key, w);
         let accepted = JobEvent::Accepted {
             position,
-            queue_length: self.queue.len() as u64,
+            queue_length: (self.queue.len() + self.prefetched()) as u64,
             eta_ms: self.eta_ms(position),
         };
         tracing::debug!(job_id = %id, position, "job queued");
@@ -365,6 +371,7 @@ impl Task {
             };
             self.clock.dispatched(&w.tags);
             let cancel = CancellationToken::new();
+            let start = Arc::new(super::JobStart::new(w.enqueued, w.places.take()));
             self.running.insert(
                 w.id.clone(),
                 Running {
@@ -372,28 +379,18 @@ impl Task {
                     kind: w.job.kind(),
                     enqueued_wall: w.enqueued_wall,
                     order: self.dispatched,
+                    sink: w.sink.clone(),
+                    told: w.told,
+                    start: Arc::clone(&start),
                 },
             );
             self.dispatched += 1;
-            // A prefetched job is next in line: it hears so if it was told otherwise.
-            let ahead = self.prefetched() as u64;
-            if ahead > 0 && w.told != ahead {
-                w.told = ahead;
-                let eta_ms = self.eta_ms(ahead);
-                let _ = w.sink.send((
-                    w.id.clone(),
-                    JobEvent::Position {
-                        position: ahead,
-                        eta_ms,
-                    },
-                ));
-            }
             runner::spawn(RunSpec {
                 id: w.id,
                 job: w.job,
                 sink: w.sink,
-                enqueued: w.enqueued,
-                places: w.places.take(),
+                start,
+                place: self.device.reserve(),
                 cancel,
                 device: Arc::clone(&self.device),
                 executor: Arc::clone(&self.executor),
@@ -404,6 +401,36 @@ impl Task {
             });
         }
         self.queue.set_offset(self.prefetched() as u64);
+        self.announce_prefetched();
+    }
+
+    /// Tells each prefetched job its place among them (the device starts dispatched jobs in
+    /// dispatch order: the first `max_concurrent` run, the k-th after them is at position k),
+    /// when it differs from what it was told. At most `prefetch` jobs: no scan of the queue.
+    fn announce_prefetched(&mut self) {
+        if self.prefetched() == 0 {
+            return;
+        }
+        let per_slot = self.stats.avg_run.as_millis() as u64;
+        let slots = self.config.max_concurrent.max(1) as u64;
+        let mut dispatched: Vec<(&JobId, &mut Running)> = self.running.iter_mut().collect();
+        dispatched.sort_by_key(|(_, r)| r.order);
+        for (i, (id, r)) in dispatched.into_iter().enumerate() {
+            let Some(position) = (i + 1).checked_sub(self.config.max_concurrent) else {
+                continue;
+            };
+            let position = position as u64;
+            if position > 0 && r.told != position {
+                let eta_ms = position.div_ceil(slots) * per_slot;
+                let sink = &r.sink;
+                // Never after `started`: a job that began meanwhile has no position any more.
+                if r.start.tell_if_waiting(|| {
+                    let _ = sink.send(((*id).clone(), JobEvent::Position { position, eta_ms }));
+                }) {
+                    r.told = position;
+                }
+            }
+        }
     }
 
     fn housekeeping(&mut self, now: Instant) {
@@ -414,6 +441,7 @@ impl Task {
             self.deadlines.pop_first();
             if let Some(w) = self.queue.remove(&key) {
                 self.left_queue(&w);
+                self.clock.withdrawn(&w.party, &w.tags);
                 self.waiting_ids.remove(&w.id);
                 self.reject("timeout");
                 tracing::info!(job_id = %w.id, "job timed out waiting");

@@ -121,12 +121,13 @@ impl Client {
         self.stream.send(Message::Text(text.into())).await.unwrap();
     }
 
-    /// The next protocol message (skipping transport pings), within 10 s.
+    /// The next protocol message (skipping transport pings), within 30 s (generous: a loaded
+    /// machine can take seconds over a chat answer another job waits behind).
     pub async fn recv(&mut self) -> ServerMessage {
         loop {
-            let frame = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+            let frame = tokio::time::timeout(Duration::from_secs(30), self.stream.next())
                 .await
-                .expect("a message within 10 s")
+                .expect("a message within 30 s")
                 .expect("connection open")
                 .expect("no transport error");
             match frame {
