@@ -31,3 +31,15 @@ fmt:
 
 clean-site:
 	rm -rf target/site
+
+# Fuzz the inputs users control (client WebSocket messages, calculator jobs, Markdown rendering)
+# with cargo-fuzz, each target for FUZZ_SECONDS (default 60): `FUZZ_SECONDS=300 make fuzz`.
+.PHONY: fuzz
+fuzz:
+	scripts/fuzz.sh
+
+# Every benchmark (criterion micro-benchmarks, turnstile-load scenarios against a release
+# server, the page's bundle and hydration time); docs/benchmarks.md records the figures.
+.PHONY: bench
+bench: setup
+	scripts/bench.sh
