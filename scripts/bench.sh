@@ -68,7 +68,7 @@ done
 
 echo "bench: soak"
 start
-load --json "$out/soak.json" soak --clients 1000 --jobs "$jobs" --duration 600
+load --json "$out/soak.json" soak --clients 1000 --jobs "$jobs" --chat-share 0.002 --duration 600
 stop
 
 echo "bench: the page (bundle size, navigation to hydrated)"

@@ -5,14 +5,16 @@
 //! Fair order. The clock keeps a virtual time `V` and, per party, the finish tag `F` of its last
 //! queued job. A new job of party `p` with expected cost `c` (microseconds of device time) and
 //! weight `w` gets the start tag `S = max(V, F[p])` and moves `F[p]` to `S + c / w`; waiting jobs
-//! run in order of `S`, ties by arrival. When a job is handed to the device, `V` becomes the
+//! run in order of `S`; at an equal `S`, a job tagged at the virtual time (`F[p] <= V`: its party
+//! had nothing ahead of it) goes before one tagged by its party's own backlog, then by arrival. When a job is handed to the device, `V` becomes the
 //! largest finish tag handed over so far. Consequences (each tested below and in the scheduler's
 //! tests):
 //! - A party whose only waiting job was tagged after its previous job was handed over gets
 //!   `S <= V`, and every later arrival gets `S >= V`: it is never passed, so its position never
 //!   goes up, whatever the costs and weights.
 //! - A party that floods the queue spaces its own jobs `c / w` apart; a newcomer gets `S = V`,
-//!   which is where the flood's next job is: it runs after at most one more of the flood's jobs.
+//!   which is where the flood's next job is, and goes before it: it waits only for the jobs
+//!   already handed to the device.
 //! - Parties with one job at a time, or equal parties submitting in turn, run in arrival order.
 //! - A party with weight 4 gets four jobs' worth of device time to another's one while both wait.
 //!
@@ -99,8 +101,14 @@ impl FairClock {
         let start = self.virtual_time.max(previous);
         let finish = start.saturating_add((cost / u64::from(party.weight.max(1))).max(1));
         self.last.insert(Arc::clone(&party.key), finish);
+        // Twice the start tag, plus one when the tag comes from the party's own backlog: at an
+        // equal start tag, a job tagged at the virtual time goes first.
+        let backlog = u64::from(previous > self.virtual_time);
         Tags {
-            key: QueueKey { tag: start, seq },
+            key: QueueKey {
+                tag: start.saturating_mul(2).saturating_add(backlog),
+                seq,
+            },
             finish,
             previous,
         }
@@ -199,8 +207,8 @@ mod tests {
             sim.submit(0, 1, 1000);
         }
         let mut flood_ran = 0;
-        // Nine newcomers, one at a time, while the flood runs: each waits for at most one more
-        // of the flood's jobs.
+        // Nine newcomers, one at a time, while the flood runs: each goes before the flood's
+        // next job (its tag equals the virtual time, where the flood's next one is too).
         for light in 1..=9 {
             for _ in 0..5 {
                 assert_eq!(sim.next(), Some(0));
@@ -218,7 +226,7 @@ mod tests {
                     None => panic!("the newcomer never ran"),
                 }
             }
-            assert!(ahead <= 1, "newcomer {light} waited for {ahead} flood jobs");
+            assert_eq!(ahead, 0, "newcomer {light} waited for {ahead} flood jobs");
             flood_ran += ahead;
         }
         let rest = std::iter::from_fn(|| sim.next()).count();

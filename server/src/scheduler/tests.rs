@@ -437,7 +437,8 @@ async fn newcomer_index(order: QueueOrder) -> usize {
 
 #[tokio::test]
 async fn a_flood_delays_only_its_own_jobs() {
-    // Fair: at most the running job, the prefetched one and one more of the flood's go first.
+    // Fair: only the flood's jobs already on the device (running, prefetched, or started while
+    // the newcomer was being submitted) go first.
     let fair = newcomer_index(QueueOrder::Fair).await;
     assert!(fair <= 4, "the newcomer waited for {fair} flood jobs");
     // FIFO (the comparison): it waits for the whole flood.
