@@ -46,8 +46,11 @@
 //! planned, so that the model's load is not counted as growth) runs first; then the server's RSS is
 //! read, sampled every 250 ms during the run (the peak), and read again once the clients are done
 //! and the queue is empty (`queue.length` and `queue.running` both 0, polled for up to `settle`
-//! seconds, which also waits for the run's sockets to be closed on the server). The report gives
-//! the three, the end over the start, and whether the end is within 10 % of the start.
+//! seconds, which also waits for the run's sockets to be closed on the server), then, after
+//! `linger` seconds more, a last time: the server keeps ended jobs' event logs for its resume
+//! window (up to `--resume-max-bytes`, 64 MiB by default), so memory can only come back once that
+//! window has passed. The report gives the three, the end over the start, and whether the end is
+//! within 10 % of the start.
 //!
 //! **Bounds.** Jobs are submitted for at most `duration` seconds; jobs still out then have `grace`
 //! seconds more to end (after that they are `missing_terminal`); then every socket is closed.
@@ -130,6 +133,11 @@ pub struct SoakOptions {
     /// Most seconds to wait, after the clients are done, for the server's queue to be empty.
     #[arg(long, default_value_t = 10.0)]
     pub settle: f64,
+    /// Seconds to wait once the queue is empty before the last memory reading, so that what the
+    /// server keeps on purpose for a while (ended jobs' event logs, for the resume window) has
+    /// been let go: set it past the server's `--resume-window`.
+    #[arg(long, default_value_t = 0.0)]
+    pub linger: f64,
     /// Seed of the run's random choices (random when absent; the report gives the one used).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -438,7 +446,8 @@ pub struct SoakServer {
     pub rss_start_bytes: u64,
     /// The largest resident memory sampled during the run (and at its two ends), bytes.
     pub rss_peak_bytes: u64,
-    /// Resident memory once the queue was empty again (or the settle time was up), bytes.
+    /// Resident memory once the queue was empty again (or the settle time was up), and
+    /// `linger` seconds more, bytes.
     pub rss_end_bytes: u64,
     /// `rss_end_bytes / rss_start_bytes` (0 when the start is unknown).
     pub rss_end_over_start: f64,
@@ -1949,6 +1958,15 @@ pub async fn run(addr: &str, opts: &SoakOptions) -> RunResult<SoakReport> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // What the server keeps for its resume window is let go once the window has passed.
+    if opts.linger > 0.0 && last.is_some() {
+        tokio::time::sleep(crate::seconds(opts.linger)).await;
+        if let Ok(Ok(snap)) =
+            tokio::time::timeout(Duration::from_secs(5), stats::fetch(&http, addr)).await
+        {
+            last = Some(snap);
+        }
+    }
     // A server that died during the run still gets a report: the clients' side of it.
     let after = last;
     if after.is_none() {
@@ -2167,6 +2185,7 @@ mod tests {
             duration: 10.0,
             grace: 1.0,
             settle: 1.0,
+            linger: 0.0,
             seed: Some(1),
         }
     }

@@ -277,6 +277,7 @@ async fn a_short_soak_with_churn_and_chats_keeps_every_promise() {
         duration: 30.0,
         grace: 10.0,
         settle: 10.0,
+        linger: 0.0,
         seed: None,
     };
     let r = soak::run(&server.addr, &opts).await.unwrap();
@@ -352,6 +353,7 @@ async fn a_soak_under_a_tight_rate_limit_sends_refused_messages_again() {
         duration: 30.0,
         grace: 10.0,
         settle: 10.0,
+        linger: 0.0,
         seed: None,
     };
     let r = soak::run(&server.addr, &opts).await.unwrap();
