@@ -89,7 +89,7 @@ pub async fn upgrade(
 }
 
 /// Bytes read from a socket at a time.
-const READ_BUFFER: usize = 4 << 10;
+const READ_BUFFER: usize = 1 << 10;
 
 /// Counts the connection for `/health` while it lives.
 struct ConnectionGuard(AppState);
