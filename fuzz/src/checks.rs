@@ -331,11 +331,14 @@ pub fn check_html(html: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A tag's attributes, in order: (name, value with its entities decoded).
+type Attributes = Vec<(String, String)>;
+
 /// `name attr="value" …` (an optional trailing `/` for `<hr />` and `<br />`), with each value's
 /// entities decoded. Every value must be double-quoted and may hold only the five entities the
 /// writers produce (`&amp;` `&lt;` `&gt;` `&quot;` `&#39;`), so what is checked is what a browser
 /// reads.
-fn parse_tag(tag: &str) -> Result<(&str, Vec<(String, String)>), String> {
+fn parse_tag(tag: &str) -> Result<(&str, Attributes), String> {
     let tag = tag.strip_suffix(" /").unwrap_or(tag);
     let name_end = tag.find(' ').unwrap_or(tag.len());
     let (name, mut rest) = tag.split_at(name_end);
