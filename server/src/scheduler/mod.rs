@@ -12,10 +12,14 @@
 //! the statistics; runners ([`runner`]) talk back to it only through commands.
 
 mod admission;
+mod announce;
 mod context;
 pub mod fair;
+mod housekeeping;
+mod jobs;
 pub mod queue;
 mod runner;
+mod snapshot;
 mod task;
 
 pub use context::{Emitter, RunContext};
@@ -196,7 +200,7 @@ pub struct Snapshot {
 /// Messages to the scheduler task.
 enum Command {
     /// A new job, admitted (it holds a permit).
-    Submit(Box<task::Waiting>),
+    Submit(Box<jobs::Waiting>),
     /// Cancel a job; `notify` tells its owner (an explicit cancel) or not (the owner is gone).
     Cancel { id: JobId, notify: bool },
     /// A runner left the device.
@@ -337,7 +341,7 @@ impl Scheduler {
             }
         };
         let id = JobId(uuid::Uuid::new_v4().simple().to_string());
-        let waiting = task::Waiting::new(id.clone(), job, party, sink, permit, place);
+        let waiting = jobs::Waiting::new(id.clone(), job, party, sink, permit, place);
         self.tx
             .send(Command::Submit(Box::new(waiting)))
             .map_err(|_| JobError::ShuttingDown)?;
@@ -375,5 +379,4 @@ impl Scheduler {
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;

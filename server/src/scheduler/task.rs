@@ -10,120 +10,34 @@
 //! waiting jobs; position announcements cost O(k log n) per interval for the k jobs that moved
 //! (see `queue`).
 
-use super::admission::PartyPlace;
-use super::fair::{FairClock, Party, Tags};
-use super::queue::{Announced, QueueKey, WaitQueue};
+use super::fair::FairClock;
+use super::jobs::{Running, Waiting};
+use super::queue::{QueueKey, WaitQueue};
 use super::runner::{self, RunSpec};
-use super::WaitingPlaces;
-use super::{Command, EventSink, Executor, JobEvent, SchedulerConfig, Snapshot};
+use super::{Command, EventSink, Executor, JobEvent, SchedulerConfig};
 use crate::device::DeviceHost;
 use crate::error::JobError;
 use crate::job::Work;
 use crate::stats::Stats;
-use app::api::{DeviceQueue, QueueItem, QueueStats, QueueStatus};
 use app::protocol::JobId;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-/// Most entries `/queue/status` lists (running jobs first, then the front of the queue).
-const MAX_LISTED: usize = 100;
-
-/// A job waiting for the device.
-pub(crate) struct Waiting {
-    /// The job's id.
-    id: JobId,
-    /// What to run.
-    job: Work,
-    /// Who it is for.
-    party: Party,
-    /// The owner's events.
-    sink: EventSink,
-    /// Its places among the waiting; they go with it to the device and are released when it
-    /// starts there (or when it is dropped).
-    places: Option<WaitingPlaces>,
-    /// Its fair-order tags.
-    tags: Tags,
-    /// When it was queued (for waits and deadlines).
-    enqueued: Instant,
-    /// When it was queued, wall clock (for `/queue/status`).
-    enqueued_wall: SystemTime,
-    /// The position its owner was last told.
-    told: u64,
-    /// When it times out.
-    deadline: Instant,
-}
-
-impl Waiting {
-    pub(crate) fn new(
-        id: JobId,
-        job: Work,
-        party: Party,
-        sink: EventSink,
-        permit: OwnedSemaphorePermit,
-        place: PartyPlace,
-    ) -> Self {
-        let now = Instant::now();
-        Waiting {
-            id,
-            job,
-            party,
-            sink,
-            places: Some(WaitingPlaces {
-                _permit: permit,
-                _place: place,
-            }),
-            tags: Tags {
-                key: QueueKey { tag: 0, seq: 0 },
-                finish: 0,
-                previous: 0,
-            },
-            enqueued: now,
-            enqueued_wall: SystemTime::now(),
-            told: 0,
-            deadline: now,
-        }
-    }
-}
-
-impl Announced for Waiting {
-    fn last_announced(&mut self) -> &mut u64 {
-        &mut self.told
-    }
-}
-
-/// A job handed to the device (running, or prefetched and about to).
-struct Running {
-    /// Fires to stop it at its next cancellation point.
-    cancel: CancellationToken,
-    /// Its kind, for `/queue/status` and the cost estimates.
-    kind: &'static str,
-    /// When it was queued, wall clock.
-    enqueued_wall: SystemTime,
-    /// Dispatch order (the device starts dispatched jobs in this order).
-    order: u64,
-    /// The owner's events (to tell a prefetched job its place as the jobs ahead start).
-    sink: EventSink,
-    /// The position its owner was last told.
-    told: u64,
-    /// Whether it has started (positions are only sent before).
-    start: Arc<super::JobStart>,
-}
-
-struct Task {
-    config: SchedulerConfig,
-    device: Arc<DeviceHost>,
+pub(super) struct Task {
+    pub(super) config: SchedulerConfig,
+    pub(super) device: Arc<DeviceHost>,
     executor: Arc<dyn Executor>,
     /// For runners to report back; weak so the task ends when every handle is gone.
     tx: mpsc::WeakUnboundedSender<Command>,
     permits: Arc<Semaphore>,
-    queue: WaitQueue<Waiting>,
+    pub(super) queue: WaitQueue<Waiting>,
     /// The fair order's virtual time and parties.
-    clock: FairClock,
+    pub(super) clock: FairClock,
     /// Expected device time per job kind (moving averages), for the fair order's costs.
     costs: HashMap<&'static str, Duration>,
     /// Dispatches so far.
@@ -131,20 +45,20 @@ struct Task {
     /// Published moving average of run times, for the handle's retry hints.
     avg_run_us: Arc<AtomicU64>,
     /// Recent samples of the device's busy time, for its utilization.
-    utilization: crate::stats::UtilizationWindow,
+    pub(super) utilization: crate::stats::UtilizationWindow,
     /// Waiting jobs by kind (for `/metrics`).
-    waiting_kinds: HashMap<&'static str, u64>,
+    pub(super) waiting_kinds: HashMap<&'static str, u64>,
     /// Where events are counted for `/metrics`.
     metrics: Arc<crate::metrics::Metrics>,
     /// Waiting jobs by id.
-    waiting_ids: HashMap<JobId, QueueKey>,
+    pub(super) waiting_ids: HashMap<JobId, QueueKey>,
     /// Wait deadlines, earliest first.
-    deadlines: BTreeSet<(Instant, QueueKey)>,
-    running: HashMap<JobId, Running>,
+    pub(super) deadlines: BTreeSet<(Instant, QueueKey)>,
+    pub(super) running: HashMap<JobId, Running>,
     next_seq: u64,
-    stats: Stats,
+    pub(super) stats: Stats,
     /// When positions were last announced.
-    last_flush: Instant,
+    pub(super) last_flush: Instant,
     /// Set once shutdown began: nothing new starts.
     draining: bool,
     /// Waiting for the device to be idle (a shutdown's drain).
@@ -203,7 +117,7 @@ pub(super) fn spawn(parts: TaskParts) {
 }
 
 /// Sends an event that must not be lost: at once if the sink has room, else from a short task.
-fn deliver(sink: &EventSink, id: &JobId, event: JobEvent) {
+pub(super) fn deliver(sink: &EventSink, id: &JobId, event: JobEvent) {
     // An owner that is gone has nobody to tell.
     let _ = sink.send((id.clone(), event));
 }
@@ -318,13 +232,13 @@ impl Task {
     }
 
     /// A refusal or failure, counted for `/api/stats` and `/metrics`.
-    fn reject(&mut self, code: &'static str) {
+    pub(super) fn reject(&mut self, code: &'static str) {
         self.stats.on_rejected(code);
         self.metrics.on_rejected(code);
     }
 
     /// Bookkeeping for a job that left the queue (for any reason).
-    fn left_queue(&mut self, w: &Waiting) {
+    pub(super) fn left_queue(&mut self, w: &Waiting) {
         if let Some(n) = self.waiting_kinds.get_mut(w.job.kind()) {
             *n = n.saturating_sub(1);
         }
@@ -345,7 +259,7 @@ impl Task {
     }
 
     /// Jobs dispatched beyond `max_concurrent`: handed to the device, waiting for a place.
-    fn prefetched(&self) -> usize {
+    pub(super) fn prefetched(&self) -> usize {
         self.running
             .len()
             .saturating_sub(self.config.max_concurrent)
@@ -404,86 +318,6 @@ impl Task {
         self.announce_prefetched();
     }
 
-    /// Tells each prefetched job its place among them (the device starts dispatched jobs in
-    /// dispatch order: the first `max_concurrent` run, the k-th after them is at position k),
-    /// when it differs from what it was told. At most `prefetch` jobs: no scan of the queue.
-    fn announce_prefetched(&mut self) {
-        if self.prefetched() == 0 {
-            return;
-        }
-        let per_slot = self.stats.avg_run.as_millis() as u64;
-        let slots = self.config.max_concurrent.max(1) as u64;
-        let mut dispatched: Vec<(&JobId, &mut Running)> = self.running.iter_mut().collect();
-        dispatched.sort_by_key(|(_, r)| r.order);
-        for (i, (id, r)) in dispatched.into_iter().enumerate() {
-            let Some(position) = (i + 1).checked_sub(self.config.max_concurrent) else {
-                continue;
-            };
-            let position = position as u64;
-            if position > 0 && r.told != position {
-                let eta_ms = position.div_ceil(slots) * per_slot;
-                let sink = &r.sink;
-                // Never after `started`: a job that began meanwhile has no position any more.
-                if r.start.tell_if_waiting(|| {
-                    let _ = sink.send(((*id).clone(), JobEvent::Position { position, eta_ms }));
-                }) {
-                    r.told = position;
-                }
-            }
-        }
-    }
-
-    fn housekeeping(&mut self, now: Instant) {
-        while let Some(&(deadline, key)) = self.deadlines.first() {
-            if deadline > now {
-                break;
-            }
-            self.deadlines.pop_first();
-            if let Some(w) = self.queue.remove(&key) {
-                self.left_queue(&w);
-                self.clock.withdrawn(&w.party, &w.tags);
-                self.waiting_ids.remove(&w.id);
-                self.reject("timeout");
-                tracing::info!(job_id = %w.id, "job timed out waiting");
-                deliver(
-                    &w.sink,
-                    &w.id,
-                    JobEvent::Failed(JobError::WaitTimeout(self.config.max_wait)),
-                );
-            }
-        }
-        if self.running.is_empty() {
-            self.device.close_if_idle(now);
-        }
-        self.clock.forget_idle();
-        self.utilization.sample(self.device.busy());
-        self.stats.roll_history(self.queue.len() as u64);
-        if self.queue.is_dirty()
-            && now.duration_since(self.last_flush) >= self.config.position_interval
-        {
-            self.flush_positions();
-        }
-    }
-
-    /// Tells every job that moved its new position. Best effort: a sink that is full drops the
-    /// update (a later one, or `started`, supersedes it).
-    fn flush_positions(&mut self) {
-        let per_slot = self.stats.avg_run.as_millis() as u64;
-        let slots = self.config.max_concurrent.max(1) as u64;
-        self.queue.flush_changes(|position, w| {
-            let eta_ms = position.div_ceil(slots) * per_slot;
-            let _ = w
-                .sink
-                .send((w.id.clone(), JobEvent::Position { position, eta_ms }));
-        });
-        self.last_flush = Instant::now();
-    }
-
-    fn eta_ms(&self, position: u64) -> u64 {
-        let slots = self.config.max_concurrent.max(1) as u64;
-        position.div_ceil(slots) * self.stats.avg_run.as_millis() as u64
-    }
-
     /// Shutdown: refuse new jobs, fail the waiting ones; running ones finish.
     fn drain(&mut self) {
         self.draining = true;
@@ -495,100 +329,5 @@ impl Task {
         self.waiting_ids.clear();
         self.deadlines.clear();
         self.queue.set_offset(0);
-    }
-
-    fn snapshot(&mut self) -> Snapshot {
-        let wall = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
-        // The device starts dispatched jobs in dispatch order: the first `max_concurrent` run.
-        let mut dispatched: Vec<&Running> = self.running.values().collect();
-        dispatched.sort_by_key(|r| r.order);
-        let mut items: Vec<QueueItem> = dispatched
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let on_device = i < self.config.max_concurrent;
-                QueueItem {
-                    position: if on_device {
-                        0
-                    } else {
-                        (i + 1 - self.config.max_concurrent) as u64
-                    },
-                    enqueued_at: wall(r.enqueued_wall),
-                    kind: r.kind.into(),
-                    status: if on_device { "running" } else { "starting" }.into(),
-                }
-            })
-            .collect();
-        items.extend(
-            self.queue
-                .iter()
-                .take(MAX_LISTED)
-                .map(|(position, _, w)| QueueItem {
-                    position,
-                    enqueued_at: wall(w.enqueued_wall),
-                    kind: w.job.kind().into(),
-                    status: "queued".into(),
-                }),
-        );
-        let (p50_wait, p95_wait) = self.stats.wait_percentiles();
-        let waiting = (self.queue.len() + self.prefetched()) as u64;
-        let running = self.running.len().min(self.config.max_concurrent) as u64;
-        let max_concurrent = self.config.max_concurrent as u64;
-        Snapshot {
-            waiting_by_kind: self.waiting_kinds.iter().map(|(k, n)| (*k, *n)).collect(),
-            prefetched: self.prefetched() as u64,
-            device_queue: DeviceQueue {
-                total_requests: self.stats.total_finished,
-                currently_waiting: waiting,
-                max_wait_time_seconds: self.stats.max_wait.as_secs_f64(),
-                running,
-                max_concurrent,
-            },
-            queue_status: QueueStatus {
-                queue_length: waiting,
-                active_requests: running,
-                max_concurrent,
-                total_processed: self.stats.total_finished,
-                queue_items: items,
-            },
-            stats: app::api::Stats {
-                performance: self.stats.performance(),
-                queue: QueueStats {
-                    length: waiting,
-                    running,
-                    max_concurrent,
-                    max_waiting: self.config.max_waiting as u64,
-                    p50_wait,
-                    p95_wait,
-                    max_wait: self.stats.max_wait.as_secs_f64(),
-                    avg_run_time: self.stats.avg_run.as_secs_f64(),
-                    cancelled: self.stats.cancelled,
-                    rejected: self
-                        .stats
-                        .rejected
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), *v))
-                        .collect(),
-                    parties_waiting: 0, // filled in by the handle, which counts them
-                    order: match self.config.order {
-                        super::QueueOrder::Fair => "fair",
-                        super::QueueOrder::Fifo => "fifo",
-                    }
-                    .into(),
-                },
-                device: {
-                    let mut d = self.device.stats();
-                    let (utilization, window) = self.utilization.utilization(self.device.busy());
-                    d.utilization = utilization;
-                    d.utilization_window_seconds = window.as_secs_f64();
-                    d
-                },
-                model: Default::default(),
-                cache: Default::default(),
-                process: Default::default(),
-                history: self.stats.history(),
-                history_step_seconds: 1,
-            },
-        }
     }
 }

@@ -1,6 +1,8 @@
 //! Relay unit tests: logs driven directly (no scheduler), read by cursors.
 
 use super::*;
+use app::protocol::ServerMessage;
+use std::time::Instant;
 
 fn session(n: u8) -> SessionId {
     SessionId::parse(&format!("{n:032x}")).unwrap()
