@@ -60,11 +60,30 @@ for order in fair fifo; do
   load --json "$out/flood-$order.json" flood --flood-jobs 200 --light 9 --job-ms 20
 done
 
-echo "bench: chat on the embedded model"
-start
-for c in 1 4; do
-  load --json "$out/chat-$c.json" chat --clients "$c" --max-tokens 64
+echo "bench: the chat engine's kernel and forward pass alone (turnstile-llm)"
+cargo run --quiet --release -p turnstile-llm --example kernel -- --threads 1 | tee "$out/llm-kernel.txt"
+for t in 1 2; do
+  cargo run --quiet --release -p turnstile-llm --example decode -- \
+    --batch 1,2,4,8,16 --prompt-tokens 40 --tokens 128 --threads "$t" | tee "$out/llm-decode-t$t.txt"
 done
+
+echo "bench: chat on the embedded model (continuous batching)"
+prompt="Write a long essay about the history of computing."
+for threads in 1 2; do
+  start --preload-model --device-threads "$threads"
+  load --json "$out/chat-1-t$threads.json" chat --clients 1 --max-tokens 128 --prompt "$prompt"
+  # Eight chats streaming; each client sends three in a row, so later chats arrive while seven
+  # others stream; a calculator probe every 200 ms measures the device's other users.
+  load --json "$out/chat-8-t$threads.json" chat --clients 8 --rounds 3 --max-tokens 128 \
+    --prompt "$prompt" --calc-every-ms 200 --timeout 600
+done
+# More chats than lanes: the waits, and how far the promised ETAs were from them.
+start --preload-model
+load --json "$out/chat-16.json" chat --clients 16 --rounds 2 --stagger-ms 250 --max-tokens 96 \
+  --prompt "$prompt" --timeout 600
+
+echo "bench: llama.cpp on the same file and threads (the anchor; built once, not in CI)"
+scripts/anchor-llamacpp.sh | tee "$out/anchor-llamacpp.txt"
 
 echo "bench: soak (three runs on one server: the first sets its memory's high-water mark)"
 start --resume-window 15s

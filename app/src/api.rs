@@ -258,6 +258,13 @@ pub struct ModelStats {
     pub last_error: Option<String>,
     /// Seconds a loaded model stays after its last use.
     pub keep_alive_seconds: f64,
+    /// Conversations the local model decodes at once (its engine's lanes; 0 for a remote
+    /// backend, which keeps its own concurrency).
+    #[serde(default)]
+    pub lanes: u64,
+    /// Lanes decoding now.
+    #[serde(default)]
+    pub lanes_in_use: u64,
 }
 
 /// One point of the stats history.

@@ -3,74 +3,15 @@
 // is non-empty, it ends, it is stored. `--test-token-delay 50ms` slows every generated token so an
 // answer takes long enough to watch (and to queue behind); `?max_tokens=` in the page's URL keeps
 // answers short.
-import type { Browser, Locator, Page } from "@playwright/test";
 import { test, expect } from "./server";
+import { ANSWER_TIMEOUT, openChat, send, assistantMessages, body, bodyText, userMessages, finishedAnswer, watchAnswerGrowth, newUser } from "./chat-helpers";
 
-test.use({ serverArgs: ["--test-token-delay", "50ms"] });
+// One lane: chats take turns, so a second user queues behind the first (several chats at once
+// are in chat-lanes.spec.ts).
+test.use({ serverArgs: ["--test-token-delay", "50ms", "--chat-lanes", "1"] });
 
 // The first answer loads the model; later ones queue behind others' answers.
 test.setTimeout(120_000);
-
-const ANSWER_TIMEOUT = 60_000;
-
-async function openChat(page: Page, url: string) {
-  await page.goto(url);
-  // Typing before hydration would do nothing: wait for the app to say it is live.
-  await expect(page.locator("[data-hydrated=true]")).toHaveCount(1);
-}
-
-async function send(page: Page, text: string) {
-  await page.getByTestId("chat-input").fill(text);
-  await expect(page.getByTestId("chat-send")).toBeEnabled();
-  await page.getByTestId("chat-send").click();
-}
-
-function assistantMessages(page: Page) {
-  return page.locator("[data-testid=chat-message][data-role=assistant]");
-}
-
-/** The text of a message or of the streaming answer, without its buttons and badges. */
-function body(message: Locator) {
-  return message.locator(".chat-msg-body");
-}
-
-async function bodyText(message: Locator) {
-  return ((await body(message).textContent()) ?? "").replace(/\s+/g, " ").trim();
-}
-
-function userMessages(page: Page) {
-  return page.locator("[data-testid=chat-message][data-role=user]");
-}
-
-/** Waits for the answer in flight to end and returns the finished assistant message. */
-async function finishedAnswer(page: Page) {
-  await expect(page.getByTestId("chat-answer")).toHaveCount(0, { timeout: ANSWER_TIMEOUT });
-  const last = assistantMessages(page).last();
-  await expect(last).toBeVisible();
-  return last;
-}
-
-/** Records the streaming answer's text length on every DOM change, to see it grow. */
-async function watchAnswerGrowth(page: Page) {
-  await page.evaluate(() => {
-    const lengths: number[] = [];
-    (window as any).answerLengths = lengths;
-    new MutationObserver(() => {
-      const answer = document.querySelector("[data-testid=chat-answer]");
-      if (answer) {
-        const n = (answer.querySelector(".chat-msg-body")?.textContent ?? "").trim().length;
-        if (n > 0 && lengths[lengths.length - 1] !== n) lengths.push(n);
-      }
-    }).observe(document.body, { subtree: true, childList: true, characterData: true });
-  });
-}
-
-async function newUser(browser: Browser, url: string) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await openChat(page, url);
-  return { context, page };
-}
 
 test("the server-rendered chat is meaningful before hydration", async ({ browser, server }) => {
   const context = await browser.newContext({ javaScriptEnabled: false });

@@ -240,17 +240,29 @@ async fn chat_streams_report_first_tokens_and_speeds() {
         max_tokens: 4,
         prompt: "Say hello.".into(),
         timeout: 60.0,
+        rounds: 2,
+        stagger_ms: 0,
+        calc_every_ms: 20,
     };
     let r = chat::run(&server.addr, &opts).await.unwrap();
     assert_eq!(r.errors.total(), 0, "{r:#?}");
-    assert_eq!(r.completed, 2, "{r:#?}");
-    assert!((2..=8).contains(&r.total_tokens), "{r:#?}");
-    assert!(r.token_messages >= 2, "{r:#?}");
-    assert_eq!(r.time_to_first_token.count, 2, "{r:#?}");
+    // Two clients, two chats each, one after another.
+    assert_eq!(r.completed, 4, "{r:#?}");
+    assert!((4..=16).contains(&r.total_tokens), "{r:#?}");
+    assert!(r.token_messages >= 4, "{r:#?}");
+    assert_eq!(r.time_to_first_token.count, 4, "{r:#?}");
+    assert_eq!(
+        r.time_to_first_token_alone.count + r.time_to_first_token_joined.count,
+        4
+    );
     assert!(r.time_to_first_token.p50_us > 0);
-    assert_eq!(r.stream_tokens_per_second.count, 2, "{r:#?}");
-    assert_eq!(r.queue_wait.count, 2, "{r:#?}");
+    assert_eq!(r.stream_tokens_per_second.count, 4, "{r:#?}");
+    assert_eq!(r.queue_wait.count, 4, "{r:#?}");
     assert!(r.total_tokens_per_second > 0.0, "{r:#?}");
+    assert!(
+        r.calc_latency.count > 0,
+        "the probe ran while the chats did: {r:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,6 +63,17 @@ impl crate::scheduler::Executor for JobExecutor {
         }
     }
 
+    fn resource(&self, work: &Work) -> crate::scheduler::Resource {
+        match work {
+            Work::Calc(_) => crate::scheduler::Resource::Device,
+            Work::Chat(_) => self.chat.resource(),
+        }
+    }
+
+    fn lane_eta(&self, position: u64) -> Option<std::time::Duration> {
+        self.chat.lane_eta(position)
+    }
+
     fn run(
         self: std::sync::Arc<Self>,
         work: Work,

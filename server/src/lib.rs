@@ -154,6 +154,7 @@ pub async fn state(
     let scheduler = Scheduler::spawn(
         SchedulerConfig {
             max_concurrent: config.max_concurrent.max(1),
+            lanes: config.chat.chat_lanes.max(1),
             max_waiting: config.max_waiting,
             max_wait: config.max_wait,
             max_run: config.max_run,

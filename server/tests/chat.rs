@@ -1,6 +1,8 @@
 //! Chat against a real server on an ephemeral port, answering with the embedded model (run
-//! `scripts/model.sh` first; `make test` does): streaming, serialization with the calculator and
-//! other chats, cancel and disconnect, resume, history across a restart, and session isolation.
+//! `scripts/model.sh` first; `make test` does): streaming, several chats decoded at once (each
+//! hearing only its own tokens, one's Stop sparing the others), turns when the lanes are full,
+//! calculator jobs between the chats' steps, cancel and disconnect, resume, history across a
+//! restart, and session isolation.
 
 mod common;
 
@@ -99,8 +101,8 @@ async fn a_chat_streams_tokens_and_ends_with_done_and_is_stored() {
 }
 
 #[tokio::test]
-async fn two_chats_are_serialized_with_positions_and_see_only_their_own_tokens() {
-    let server = TestServer::start(&["--test-token-delay", "20ms"]).await;
+async fn with_one_lane_two_chats_take_turns_with_positions_and_see_only_their_own_tokens() {
+    let server = TestServer::start(&["--test-token-delay", "20ms", "--chat-lanes", "1"]).await;
     let mut a = server.ws_as(&new_session()).await;
     let mut b = server.ws_as(&new_session()).await;
     a.send_json(submit("a", chat("Count to ten.", 16))).await;
@@ -129,6 +131,109 @@ async fn two_chats_are_serialized_with_positions_and_see_only_their_own_tokens()
 }
 
 #[tokio::test]
+async fn several_chats_stream_at_once_in_order_and_one_stop_spares_the_others() {
+    let server = TestServer::start(&["--test-token-delay", "20ms"]).await;
+    // The same question alone first: greedy answers do not depend on their batch.
+    let mut solo = server.ws_as(&new_session()).await;
+    solo.send_json(submit("solo", chat("Name three colours.", 24)))
+        .await;
+    let alone = text_of(&solo.until_end().await);
+    assert!(!alone.is_empty());
+
+    let mut clients = vec![];
+    for i in 0..4 {
+        let mut c = server.ws_as(&new_session()).await;
+        let message = if i == 2 {
+            chat("Tell me a long story.", 400)
+        } else {
+            chat("Name three colours.", 24)
+        };
+        c.send_json(submit(&format!("c{i}"), message)).await;
+        clients.push(c);
+    }
+    // Everyone starts at once (one after another, the fourth would wait for a 400-token story
+    // at 20 ms a token): the chats are decoded together.
+    let mut seen: Vec<Vec<ServerMessage>> = vec![vec![]; 4];
+    for (i, c) in clients.iter_mut().enumerate() {
+        loop {
+            let m = c.recv().await;
+            let token = matches!(m, ServerMessage::Token { .. });
+            if let ServerMessage::Started { waited_ms, .. } = &m {
+                assert!(*waited_ms < 1000, "c{i} waited {waited_ms} ms for a lane");
+            }
+            seen[i].push(m);
+            if token {
+                break;
+            }
+        }
+    }
+    // The long one stops; the others go on undisturbed.
+    let (stopped, _) = accepted(&seen[2][0]);
+    clients[2]
+        .send_json(json!({"type":"cancel","job_id":stopped}))
+        .await;
+    for (i, c) in clients.iter_mut().enumerate() {
+        seen[i].extend(c.until_end().await);
+    }
+    for (i, msgs) in seen.iter().enumerate() {
+        let (job_id, _) = accepted(&msgs[0]);
+        for (n, m) in msgs.iter().enumerate() {
+            assert_eq!(m.job_id(), Some(&job_id), "c{i} heard another job: {m:?}");
+            assert_eq!(m.seq(), Some(n as u64), "c{i}'s events in order, no gap");
+        }
+        if i == 2 {
+            assert!(
+                matches!(
+                    msgs.last(),
+                    Some(ServerMessage::Error {
+                        code: ErrorCode::Cancelled,
+                        ..
+                    })
+                ),
+                "{msgs:?}"
+            );
+        } else {
+            assert!(matches!(msgs.last(), Some(ServerMessage::Done { .. })));
+            assert_eq!(text_of(msgs), alone, "c{i}'s answer is its own");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_calculator_job_waits_for_a_step_not_for_the_answers() {
+    let server = TestServer::start(&["--test-token-delay", "50ms"]).await;
+    let mut chats = vec![];
+    for i in 0..8 {
+        let mut c = server.ws_as(&new_session()).await;
+        c.send_json(submit(&format!("c{i}"), chat("Tell me a long story.", 200)))
+            .await;
+        chats.push(c);
+    }
+    for c in &mut chats {
+        while !matches!(c.recv().await, ServerMessage::Token { .. }) {}
+    }
+    // Eight answers of 200 tokens at 50 ms a step take 10 s; the job runs between two steps.
+    let mut calc = server.ws_as(&new_session()).await;
+    let sent = Instant::now();
+    calc.send_json(submit("m", matmul_job())).await;
+    let msgs = calc.until_end().await;
+    let waited = sent.elapsed();
+    assert!(
+        matches!(msgs.last(), Some(ServerMessage::Done { .. })),
+        "{msgs:?}"
+    );
+    assert!(
+        matches!(msgs[0], ServerMessage::Accepted { position: 1, .. }),
+        "no calculator job ahead: {msgs:?}"
+    );
+    assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+    // The chats are still streaming.
+    for c in &mut chats {
+        assert!(matches!(c.recv().await, ServerMessage::Token { .. }));
+    }
+}
+
+#[tokio::test]
 async fn a_chat_nobody_resumes_is_cancelled_after_the_window_and_kept_as_stopped() {
     let server =
         TestServer::start(&["--test-token-delay", "50ms", "--resume-window", "300ms"]).await;
@@ -139,18 +244,27 @@ async fn a_chat_nobody_resumes_is_cancelled_after_the_window_and_kept_as_stopped
     let (_, conversation) = accepted(&a.recv().await);
     while !matches!(a.recv().await, ServerMessage::Token { .. }) {}
     drop(a);
-    let mut b = server.ws_as(&new_session()).await;
-    b.send_json(submit("b", matmul_job())).await;
-    // 400 tokens at 50 ms would take 20 s: the calculator job runs once the window is over.
-    let msgs = b.until_end().await;
+    // 400 tokens at 50 ms would take 20 s: the answer is stopped once the window is over.
+    let dropped = Instant::now();
+    let stored = loop {
+        let stored: Conversation = server
+            .get_json_as(&format!("/api/conversations/{conversation}"), &session)
+            .await;
+        // The answer is stored when it ends (here: stopped).
+        let answer = stored.messages.get(1).map(|m| m.status);
+        if answer == Some(MessageStatus::Stopped) {
+            break stored;
+        }
+        assert!(
+            dropped.elapsed() < Duration::from_secs(5),
+            "still {answer:?} after the window"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
-        matches!(msgs.last(), Some(ServerMessage::Done { .. })),
-        "{msgs:?}"
+        dropped.elapsed() >= Duration::from_millis(300),
+        "not before the window"
     );
-    let stored: Conversation = server
-        .get_json_as(&format!("/api/conversations/{conversation}"), &session)
-        .await;
-    assert_eq!(stored.messages[1].status, MessageStatus::Stopped);
     assert!(!stored.messages[1].content.is_empty());
 }
 
@@ -190,22 +304,30 @@ async fn cancel_stops_the_answer_and_keeps_what_was_said() {
 }
 
 #[tokio::test]
-async fn a_disconnect_frees_the_device_within_a_token_when_there_is_no_resume_window() {
-    let server = TestServer::start(&["--test-token-delay", "50ms", "--resume-window", "0s"]).await;
+async fn a_disconnect_frees_the_lane_within_a_step_when_there_is_no_resume_window() {
+    let server = TestServer::start(&[
+        "--test-token-delay",
+        "50ms",
+        "--resume-window",
+        "0s",
+        "--chat-lanes",
+        "1",
+    ])
+    .await;
     let mut a = server.ws_as(&new_session()).await;
     a.send_json(submit("a", chat("Tell me a long story.", 400)))
         .await;
     accepted(&a.recv().await);
     while !matches!(a.recv().await, ServerMessage::Token { .. }) {}
     let mut b = server.ws_as(&new_session()).await;
-    b.send_json(submit("b", matmul_job())).await;
+    b.send_json(submit("b", chat("Say hi.", 4))).await;
     assert!(matches!(
         b.recv().await,
         ServerMessage::Accepted { position: 1, .. }
     ));
     let dropped = Instant::now();
     drop(a);
-    // 400 tokens at 50 ms would take 20 s; the calculator job starts as soon as the chat stops.
+    // 400 tokens at 50 ms would take 20 s; the second chat takes the lane as soon as it is free.
     let msgs = b.until_end().await;
     assert!(
         matches!(msgs.last(), Some(ServerMessage::Done { .. })),

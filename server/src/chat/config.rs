@@ -102,7 +102,23 @@ pub struct ChatConfig {
     #[arg(long, env = "TURNSTILE_RESUME_MAX_BYTES", default_value_t = 64 << 20)]
     pub resume_max_bytes: usize,
 
-    /// Test mode only: pause after each generated token, so answers are deterministically slow.
+    /// Conversations the local model decodes at once (continuous batching); more wait their turn
+    /// in the fair queue.
+    #[arg(long, env = "TURNSTILE_CHAT_LANES", default_value_t = 8)]
+    pub chat_lanes: usize,
+
+    /// Tokens of KV cache all lanes together may reserve (each chat reserves its prompt plus its
+    /// `max_tokens`; SmolLM2-135M takes about 46 KB per token).
+    #[arg(long, env = "TURNSTILE_KV_CACHE_TOKENS", default_value_t = 16384)]
+    pub kv_cache_tokens: usize,
+
+    /// Most tokens one step of the engine feeds the model: every decoding chat's next token,
+    /// then prompt chunks, so a long prompt is read between the others' tokens.
+    #[arg(long, env = "TURNSTILE_MAX_STEP_TOKENS", default_value_t = 128)]
+    pub max_step_tokens: usize,
+
+    /// Test mode only: pause after each step of the engine (each token of every chat), so
+    /// answers are deterministically slow.
     #[arg(long, env = "TURNSTILE_TEST_TOKEN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
     pub test_token_delay: Duration,
 }

@@ -1,13 +1,17 @@
 //! Chat: the configured model behind the one queue. [`ChatEngine`] validates chat work, runs it
-//! when the scheduler gives it the device (the embedded model through its [`ModelManager`], or a
-//! remote Ollama / OpenAI-compatible server), and reports the model's state. [`prepare`] turns a
-//! client's chat message into work, reading and writing the conversation in the store first.
+//! when the scheduler dispatches it (the embedded model through its [`ModelManager`] and the
+//! step [`engine`], or a remote Ollama / OpenAI-compatible server), and reports the model's
+//! state. [`prepare`] turns a client's chat message into work, reading and writing the
+//! conversation in the store first.
 //!
-//! Concurrency: the engine is immutable and shared; the model's state is the manager's (its own
-//! small lock). A chat job holds one of the device's places from its start (model load included)
-//! to its last token, like any other job.
+//! Concurrency: the chat service is immutable and shared; the model's state is the manager's
+//! (its own small lock). A chat on the local model waits in the scheduler's lane line and is
+//! decoded in one of the engine's lanes, together with the other chats; a chat on a remote
+//! server holds one of the device's places while it streams, like any other job (the server
+//! keeps its own concurrency).
 
 mod config;
+pub mod engine;
 pub mod local;
 mod prepare;
 pub mod upstream;
@@ -20,15 +24,21 @@ use crate::job::{ChatParams, ChatWork};
 use crate::model::local::LocalLoader;
 use crate::model::manager::ModelManager;
 use crate::model::sampling::SamplingParams;
-use crate::scheduler::{Outcome, RunContext};
+use crate::scheduler::{Outcome, Resource, RunContext};
 use app::api::ModelStats;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where answers come from.
 pub enum Backend {
-    /// The embedded model (or any llama GGUF), run with candle on the shared device.
-    Local(Arc<ModelManager<LocalLoader>>),
+    /// The embedded model (or any llama GGUF), decoded in the step engine's lanes on the shared
+    /// device.
+    Local {
+        /// Loads the model once and keeps it warm.
+        manager: Arc<ModelManager<LocalLoader>>,
+        /// The step engine of the loaded model.
+        engines: engine::Engines,
+    },
     /// A remote model server; the queue serializes access to it.
     Upstream(Arc<upstream::Upstream>),
 }
@@ -54,8 +64,6 @@ pub struct ChatEngine {
     pub defaults: SamplingParams,
     /// Request limits.
     pub limits: ChatLimits,
-    /// Test mode only: a pause after each generated token, for deterministic slow answers.
-    pub token_delay: Duration,
     /// Seconds a loaded model stays after its last use (for stats).
     pub keep_alive: Duration,
 }
@@ -148,8 +156,8 @@ impl ChatEngine {
     ) -> Result<Outcome, JobError> {
         let params = self.sampling(&work.params);
         match &self.backend {
-            Backend::Local(manager) => {
-                local::run(manager, params, work.messages, self.token_delay, ctx).await
+            Backend::Local { manager, engines } => {
+                local::run(manager, engines, params, work.messages, ctx).await
             }
             Backend::Upstream(up) => {
                 // A remote model server takes turns like the device: the job holds one of its
@@ -163,15 +171,32 @@ impl ChatEngine {
 
     /// Unloads an idle local model after its keep-alive. Called periodically.
     pub fn housekeeping(&self, now: Instant) {
-        if let Backend::Local(m) = &self.backend {
-            m.unload_if_idle(now);
+        if let Backend::Local { manager, .. } = &self.backend {
+            manager.unload_if_idle(now);
         }
     }
 
     /// Starts loading the local model now (the preload flag).
     pub fn preload(&self) {
-        if let Backend::Local(m) = &self.backend {
-            m.preload();
+        if let Backend::Local { manager, .. } = &self.backend {
+            manager.preload();
+        }
+    }
+
+    /// What a chat waits for: a lane of the step engine (local model), or a device place (a
+    /// remote server, which takes turns).
+    pub fn resource(&self) -> Resource {
+        match &self.backend {
+            Backend::Local { .. } => Resource::Lane,
+            Backend::Upstream(_) => Resource::Device,
+        }
+    }
+
+    /// The expected wait of the chat at `position` of the lane line, from the engine's lanes.
+    pub fn lane_eta(&self, position: u64) -> Option<Duration> {
+        match &self.backend {
+            Backend::Local { engines, .. } => Some(engines.board().eta(position)),
+            Backend::Upstream(_) => None,
         }
     }
 
@@ -183,7 +208,12 @@ impl ChatEngine {
             ..ModelStats::default()
         };
         match &self.backend {
-            Backend::Local(m) => {
+            Backend::Local {
+                manager: m,
+                engines,
+            } => {
+                stats.lanes = engines.board().lanes() as u64;
+                stats.lanes_in_use = engines.board().occupied() as u64;
                 let s = m.status();
                 stats.backend = "local".into();
                 stats.state = s.state.into();
@@ -240,7 +270,7 @@ impl ChatEngine {
                 let manager = ModelManager::new(
                     LocalLoader {
                         path,
-                        device,
+                        device: Arc::clone(&device),
                         faults: Some(faults),
                     },
                     crate::model::manager::ManagerConfig {
@@ -248,7 +278,20 @@ impl ChatEngine {
                         load_timeout: c.model_load_timeout,
                     },
                 );
-                (Backend::Local(manager), name)
+                let engines = engine::Engines::new(
+                    engine::EngineConfig {
+                        lanes: c.chat_lanes.max(1),
+                        kv_cache_tokens: c.kv_cache_tokens.max(1),
+                        max_step_tokens: c.max_step_tokens.max(1),
+                        step_delay: if test_mode {
+                            c.test_token_delay
+                        } else {
+                            Duration::ZERO
+                        },
+                    },
+                    device,
+                );
+                (Backend::Local { manager, engines }, name)
             }
             Some(flavor) => {
                 let model = c.upstream_model.clone().ok_or_else(|| {
@@ -285,11 +328,6 @@ impl ChatEngine {
             name,
             defaults: SamplingParams::default(),
             limits,
-            token_delay: if test_mode {
-                c.test_token_delay
-            } else {
-                Duration::ZERO
-            },
             keep_alive: c.model_keep_alive,
         });
         if c.preload_model {

@@ -1,27 +1,27 @@
-//! The local engine: a llama-architecture GGUF (by default the embedded SmolLM2) run with
-//! `candle-transformers`' quantized llama on the shared device. [`LocalLoader`] is the model
-//! manager's loader; [`LocalModel::generate`] answers one conversation: it renders the model's
-//! chat template, trims the oldest history to fit the context, reads the prompt in one forward
-//! pass, then samples token by token, handing out text only as whole UTF-8 characters and never
-//! any part of a stop sequence.
+//! The local model: a llama-architecture GGUF (by default the embedded SmolLM2) with its own
+//! tokenizer and chat template, run by the project's batched forward pass (`turnstile-llm`; the
+//! GGUF is read with candle). [`LocalLoader`] is the model manager's loader. [`LocalModel::plan`]
+//! turns a conversation into a prompt: it renders the chat template and trims the oldest history
+//! to fit the context. [`LocalModel::sequence`] gives that prompt a KV cache of its own, and the
+//! step engine decodes many such sequences together ([`LocalModel::forward`]).
+//! [`LocalModel::generate`] answers one conversation alone (tests, the decode benchmark).
 //!
-//! Concurrency: the loaded model is immutable and shared; each generation clones the weights
-//! (reference-counted tensors, so cheap) to get a KV cache of its own, and runs on the caller's
-//! blocking thread. It checks the cancellation token before every forward pass.
+//! Concurrency: the loaded model is immutable and shared (`Send + Sync`); every sequence owns its
+//! KV cache, so any number of them can be stepped, by one forward pass at a time per caller.
 
 use super::manager::Loader;
 use super::sampling::{SamplingParams, TextStream};
+pub use super::sequence::{GenerateError, Generation, Sequence};
 use super::template::ChatTemplate;
 use super::tokenizer::tokenizer_from_gguf;
 use crate::device::DeviceHost;
-use app::chat::{ChatTurn, FinishReason, Role};
+use app::chat::{ChatTurn, Role};
 use candle_core::quantized::gguf_file;
-use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use turnstile_llm::{Chunk, LlamaModel, Logits};
 
 /// Loads a GGUF file onto the device.
 pub struct LocalLoader {
@@ -33,62 +33,42 @@ pub struct LocalLoader {
     pub faults: Option<Arc<crate::faults::Faults>>,
 }
 
-/// A loaded model. Immutable: share it (`Send + Sync`) and call [`LocalModel::generate`] from
-/// any number of blocking threads.
+/// A loaded model. Immutable: share it (`Send + Sync`).
 pub struct LocalModel {
     /// The file's stem, e.g. `SmolLM2-135M-Instruct.Q8_0`.
     name: String,
-    /// The weights (with an empty KV cache; generations clone them).
-    weights: ModelWeights,
-    /// The file's own tokenizer.
-    tokenizer: tokenizers::Tokenizer,
+    /// The weights and the batched forward pass.
+    llm: LlamaModel,
+    /// The file's own tokenizer (shared with every answer's text stream).
+    tokenizer: Arc<tokenizers::Tokenizer>,
     /// The file's own chat template.
     template: ChatTemplate,
-    /// Where the weights live.
-    device: Device,
     /// Tokens that end an answer.
     eos: Vec<u32>,
-    /// The context, in tokens: the file's `llama.context_length`, at most what candle's llama
-    /// has rotary tables for ([`MAX_SEQ_LEN`]).
+    /// The context, in tokens: the file's `llama.context_length`, at most [`MAX_CONTEXT`].
     context: usize,
     /// Bytes of weights held (the sum of the tensors' sizes in the file).
     bytes: u64,
 }
 
-/// How one generation went.
+/// The longest context used, whatever the file says (a KV cache is sized per answer, so this
+/// only bounds one answer's reservation).
+pub const MAX_CONTEXT: usize = 8192;
+
+/// A conversation made ready for the model: the prompt's tokens and how many may follow.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Generation {
-    /// The answer (exactly the concatenation of the pieces handed out).
-    pub text: String,
-    /// Tokens in the prompt.
-    pub prompt_tokens: u32,
-    /// Tokens generated.
-    pub completion_tokens: u32,
-    /// From the call to the first generated token.
-    pub time_to_first_token: Duration,
-    /// From the first generated token to the end.
-    pub decode_time: Duration,
-    /// Why it ended.
-    pub finish_reason: FinishReason,
+pub struct Plan {
+    /// The rendered, trimmed prompt.
+    pub prompt: Vec<u32>,
+    /// Most tokens of answer (the request's `max_tokens`, less if the context is short).
+    pub max_new: usize,
 }
 
-/// Why a generation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum GenerateError {
-    /// The cancellation token fired.
-    #[error("cancelled")]
-    Cancelled,
-    /// Even the last message alone does not fit the context with room to answer.
-    #[error("the prompt needs {needed} tokens; the context holds {context}")]
-    PromptTooLong {
-        /// Tokens needed (prompt plus at least one to generate).
-        needed: usize,
-        /// The model's context.
-        context: usize,
-    },
-    /// The model or tokenizer failed; the text is for the log.
-    #[error("{0}")]
-    Model(String),
+impl Plan {
+    /// Tokens of KV cache the answer reserves.
+    pub fn reserve(&self) -> usize {
+        self.prompt.len() + self.max_new
+    }
 }
 
 fn model_err(e: impl std::fmt::Display) -> GenerateError {
@@ -174,7 +154,7 @@ impl Loader for LocalLoader {
         eos.dedup();
         let context = meta_u32(&content, "llama.context_length")
             .map_or(2048, |n| n as usize)
-            .min(MAX_SEQ_LEN);
+            .min(MAX_CONTEXT);
         let bytes = content
             .tensor_infos
             .values()
@@ -189,7 +169,7 @@ impl Loader for LocalLoader {
             .lease()
             .map_err(|_| "the device could not be opened".to_string())?;
         let device = lease.device().clone();
-        let weights = ModelWeights::from_gguf(content, &mut file, &device).map_err(|e| {
+        let llm = LlamaModel::from_gguf(&content, &mut file, &device).map_err(|e| {
             tracing::error!(error = %e, "loading the weights failed");
             format!("the weights in {shown} could not be loaded")
         })?;
@@ -201,10 +181,9 @@ impl Loader for LocalLoader {
             .map_or_else(|| "model".into(), |s| s.to_string_lossy().into_owned());
         Ok(LocalModel {
             name,
-            weights,
-            tokenizer,
+            llm,
+            tokenizer: Arc::new(tokenizer),
             template,
-            device,
             eos,
             context,
             bytes,
@@ -303,9 +282,46 @@ impl LocalModel {
         Ok(ids)
     }
 
-    /// Answers `messages` on the calling thread, calling `on_piece` with each new piece of text
-    /// (whole characters, never part of a stop sequence). Checks `cancel` before every forward
-    /// pass.
+    /// The prompt for `messages` and the answer's length under `params`.
+    pub fn plan(
+        &self,
+        messages: &[ChatTurn],
+        params: &SamplingParams,
+    ) -> Result<Plan, GenerateError> {
+        let prompt = self.prompt(messages, params.max_tokens as usize)?;
+        let max_new = (params.max_tokens as usize)
+            .min(self.context - prompt.len())
+            .max(1);
+        Ok(Plan { prompt, max_new })
+    }
+
+    /// A sequence for `plan` with its own KV cache (allocated now, for the whole reservation).
+    pub fn sequence(&self, plan: Plan, params: &SamplingParams) -> Result<Sequence, GenerateError> {
+        let cache = self.llm.new_cache(plan.reserve()).map_err(model_err)?;
+        Ok(Sequence::new(
+            plan.prompt,
+            plan.max_new,
+            cache,
+            params,
+            TextStream::new(Arc::clone(&self.tokenizer), &params.stop),
+            self.eos.clone(),
+        ))
+    }
+
+    /// One forward pass over every chunk (each sequence's next tokens), on the calling thread
+    /// and the rayon pool it runs in: the logits of each chunk that wants them, in order.
+    pub fn forward(&self, chunks: &mut [Chunk<'_>]) -> Result<Logits, GenerateError> {
+        self.llm.forward(chunks).map_err(model_err)
+    }
+
+    /// Bytes of KV cache one token takes (for the budget's accounting).
+    pub fn kv_bytes_per_token(&self) -> usize {
+        self.llm.kv_bytes_per_token()
+    }
+
+    /// Answers `messages` alone on the calling thread, calling `on_piece` with each new piece of
+    /// text (whole characters, never part of a stop sequence). Reads the prompt in one pass and
+    /// checks `cancel` before every forward pass.
     pub fn generate(
         &self,
         messages: &[ChatTurn],
@@ -313,54 +329,25 @@ impl LocalModel {
         cancel: &CancellationToken,
         on_piece: &mut dyn FnMut(&str),
     ) -> Result<Generation, GenerateError> {
-        let started = Instant::now();
-        let prompt = self.prompt(messages, params.max_tokens as usize)?;
-        let max_new = (params.max_tokens as usize).min(self.context - prompt.len());
-        // A clone shares the weights (reference-counted) and brings an empty KV cache of its own.
-        let mut weights = self.weights.clone();
-        let mut sampler = params.sampler();
-        let mut stream = TextStream::new(&self.tokenizer, &params.stop);
-        let mut input = prompt.clone();
-        let mut position = 0;
-        let mut generated: Vec<u32> = Vec::new();
-        let mut first_token: Option<Instant> = None;
-        let mut finish = FinishReason::Length;
-        while generated.len() < max_new {
+        let plan = self.plan(messages, params)?;
+        let mut seq = self.sequence(plan, params)?;
+        while seq.finished().is_none() {
             if cancel.is_cancelled() {
                 return Err(GenerateError::Cancelled);
             }
-            let x = Tensor::new(input.as_slice(), &self.device)
-                .and_then(|t| t.unsqueeze(0))
-                .map_err(model_err)?;
-            let logits = weights
-                .forward(&x, position)
-                .and_then(|l| l.squeeze(0))
-                .and_then(|l| params.penalize(l, &generated))
-                .map_err(model_err)?;
-            position += input.len();
-            let next = sampler.sample(&logits).map_err(model_err)?;
-            first_token.get_or_insert_with(Instant::now);
-            if self.eos.contains(&next) {
-                finish = FinishReason::Stop;
-                break;
+            let (logits, fed) = {
+                let mut chunks = [seq.chunk(usize::MAX)];
+                let fed = chunks[0].tokens.len();
+                (self.forward(&mut chunks)?, fed)
+            };
+            seq.fed(fed);
+            if logits.rows() > 0 {
+                let vocab = logits.vocab();
+                let mut row = logits.into_vec();
+                seq.accept(&mut row[..vocab], on_piece)?;
             }
-            generated.push(next);
-            if stream.push(next, on_piece).map_err(GenerateError::Model)? {
-                finish = FinishReason::Stop;
-                break;
-            }
-            input = vec![next];
         }
-        let text = stream.finish(on_piece).map_err(GenerateError::Model)?;
-        let first = first_token.unwrap_or_else(Instant::now);
-        Ok(Generation {
-            text,
-            prompt_tokens: prompt.len() as u32,
-            completion_tokens: generated.len() as u32,
-            time_to_first_token: first.duration_since(started),
-            decode_time: first.elapsed(),
-            finish_reason: finish,
-        })
+        seq.finish(on_piece)
     }
 }
 

@@ -129,6 +129,13 @@ pub struct ModelLease<L: Loader> {
     manager: Arc<ModelManager<L>>,
 }
 
+impl<L: Loader> ModelLease<L> {
+    /// The leased model itself (its identity tells one load from the next).
+    pub fn model(&self) -> &Arc<L::Model> {
+        &self.model
+    }
+}
+
 impl<L: Loader> std::ops::Deref for ModelLease<L> {
     type Target = L::Model;
     fn deref(&self) -> &L::Model {

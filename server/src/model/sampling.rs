@@ -1,15 +1,15 @@
 //! Sampling settings for generation, with the shipped defaults, and how generated tokens become
-//! text: [`SamplingParams`] builds candle's [`LogitsProcessor`] and applies the repeat penalty;
-//! [`TextStream`] turns token ids into pieces of text that are always whole UTF-8 characters
-//! and never contain (any start of) a stop sequence.
+//! text: [`SamplingParams`] configures a [`super::sampler::Sampler`]; [`TextStream`] turns token
+//! ids into pieces of text that are always whole UTF-8 characters and never contain (any start
+//! of) a stop sequence.
 //!
 //! The defaults suit a 135M model, which wanders: a low temperature, nucleus sampling and a
 //! repeat penalty keep it focused. Requests may override max_tokens, temperature, top_p and stop.
 //!
-//! Concurrency: plain data; a [`TextStream`] belongs to one generation on one thread.
+//! Concurrency: plain data; a [`TextStream`] belongs to one generation (it may move between
+//! threads with it).
 
-use candle_core::Tensor;
-use candle_transformers::generation::{LogitsProcessor, Sampling};
+use std::sync::Arc;
 
 /// How to pick each next token.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,6 +20,8 @@ pub struct SamplingParams {
     pub temperature: f32,
     /// Nucleus sampling: only the most likely tokens whose probabilities sum to this.
     pub top_p: Option<f32>,
+    /// Only the k most likely tokens are candidates (before top_p narrows them further).
+    pub top_k: usize,
     /// Penalty on tokens generated among the last `repeat_last_n` (1 = none). The prompt is not
     /// penalised: an answer may repeat the question's words.
     pub repeat_penalty: f32,
@@ -37,6 +39,7 @@ impl Default for SamplingParams {
             max_tokens: 512,
             temperature: 0.3,
             top_p: Some(0.9),
+            top_k: 40,
             repeat_penalty: 1.2,
             repeat_last_n: 64,
             stop: Vec::new(),
@@ -45,41 +48,13 @@ impl Default for SamplingParams {
     }
 }
 
-impl SamplingParams {
-    /// candle's sampler for these settings: greedy when the temperature is 0 (or not a number,
-    /// or top_p is 0), nucleus sampling when top_p < 1, otherwise the whole distribution.
-    pub fn sampler(&self) -> LogitsProcessor {
-        let t = f64::from(self.temperature);
-        let sampling = match self.top_p.map(f64::from) {
-            _ if t.is_nan() || t <= 0.0 => Sampling::ArgMax,
-            Some(p) if p.is_nan() || p <= 0.0 => Sampling::ArgMax,
-            Some(p) if p < 1.0 => Sampling::TopP { p, temperature: t },
-            _ => Sampling::All { temperature: t },
-        };
-        LogitsProcessor::from_sampling(self.seed, sampling)
-    }
-
-    /// `logits` with the repeat penalty applied to the last `repeat_last_n` of `generated`.
-    pub fn penalize(&self, logits: Tensor, generated: &[u32]) -> candle_core::Result<Tensor> {
-        if self.repeat_penalty == 1.0 || generated.is_empty() || self.repeat_last_n == 0 {
-            return Ok(logits);
-        }
-        let from = generated.len().saturating_sub(self.repeat_last_n);
-        candle_transformers::utils::apply_repeat_penalty(
-            &logits,
-            self.repeat_penalty,
-            &generated[from..],
-        )
-    }
-}
-
 /// Generated text, handed out as it becomes final: whole characters only, and nothing that is or
 /// could still become a stop sequence.
-pub struct TextStream<'a> {
+pub struct TextStream {
     /// Decodes the ids.
-    tokenizer: &'a tokenizers::Tokenizer,
+    tokenizer: Arc<tokenizers::Tokenizer>,
     /// The non-empty stop sequences.
-    stop: Vec<&'a str>,
+    stop: Vec<String>,
     /// Every id generated so far.
     ids: Vec<u32>,
     /// Bytes of the decoded text already handed out.
@@ -90,16 +65,12 @@ pub struct TextStream<'a> {
     stopped: bool,
 }
 
-impl<'a> TextStream<'a> {
+impl TextStream {
     /// An empty stream for one answer.
-    pub fn new(tokenizer: &'a tokenizers::Tokenizer, stop: &'a [String]) -> Self {
+    pub fn new(tokenizer: Arc<tokenizers::Tokenizer>, stop: &[String]) -> Self {
         TextStream {
             tokenizer,
-            stop: stop
-                .iter()
-                .map(String::as_str)
-                .filter(|s| !s.is_empty())
-                .collect(),
+            stop: stop.iter().filter(|s| !s.is_empty()).cloned().collect(),
             ids: Vec::new(),
             emitted: 0,
             text: String::new(),
@@ -176,7 +147,7 @@ mod tests {
         let tokenizer = tokenizer_from_gguf(&embedded_content()).unwrap();
         let stop: Vec<String> = stop.iter().map(|s| s.to_string()).collect();
         let ids = tokenizer.encode(text, false).unwrap().get_ids().to_vec();
-        let mut s = TextStream::new(&tokenizer, &stop);
+        let mut s = TextStream::new(Arc::new(tokenizer), &stop);
         let mut pieces = vec![];
         let mut stopped = false;
         for id in ids {
@@ -211,28 +182,5 @@ mod tests {
         assert_eq!(out, "one two Us");
         assert_eq!(pieces.last().map(String::as_str), Some("Us"));
         assert!(!stopped);
-    }
-
-    #[test]
-    fn sampler_settings_map_to_candle() {
-        let logits = Tensor::new(&[0.1f32, 3.0, 0.2], &candle_core::Device::Cpu).unwrap();
-        for p in [
-            SamplingParams {
-                temperature: 0.0,
-                ..Default::default()
-            },
-            SamplingParams {
-                top_p: Some(0.0),
-                ..Default::default()
-            },
-            SamplingParams {
-                temperature: f32::NAN,
-                ..Default::default()
-            },
-        ] {
-            assert_eq!(p.sampler().sample(&logits).unwrap(), 1);
-        }
-        let penalized = SamplingParams::default().penalize(logits, &[1]).unwrap();
-        assert!((penalized.to_vec1::<f32>().unwrap()[1] - 2.5).abs() < 1e-5);
     }
 }

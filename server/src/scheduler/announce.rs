@@ -1,7 +1,13 @@
-//! Position announcements: the prefetched jobs' places among them, and the queue's coalesced
-//! changes. Run only on the scheduler task, which owns the positions it announces.
+//! Position announcements: the prefetched device jobs' places among them, and each line's
+//! coalesced changes, with their estimated waits. Run only on the scheduler task, which owns the
+//! positions it announces.
+//!
+//! Waits: a device job at position p waits for ceil(p / max_concurrent) average runs; a lane job
+//! asks the executor, which knows how long its engine's lanes have left (with the same formula,
+//! lanes for places, when it does not say).
 
 use super::jobs::Running;
+use super::line::Resource;
 use super::task::Task;
 use super::JobEvent;
 use app::protocol::JobId;
@@ -12,12 +18,16 @@ impl Task {
     /// dispatch order: the first `max_concurrent` run, the k-th after them is at position k),
     /// when it differs from what it was told. At most `prefetch` jobs: no scan of the queue.
     pub(super) fn announce_prefetched(&mut self) {
-        if self.prefetched() == 0 {
+        if self.prefetched(Resource::Device) == 0 {
             return;
         }
         let per_slot = self.stats.avg_run.as_millis() as u64;
         let slots = self.config.max_concurrent.max(1) as u64;
-        let mut dispatched: Vec<(&JobId, &mut Running)> = self.running.iter_mut().collect();
+        let mut dispatched: Vec<(&JobId, &mut Running)> = self
+            .running
+            .iter_mut()
+            .filter(|(_, r)| r.resource == Resource::Device)
+            .collect();
         dispatched.sort_by_key(|(_, r)| r.order);
         for (i, (id, r)) in dispatched.into_iter().enumerate() {
             let Some(position) = (i + 1).checked_sub(self.config.max_concurrent) else {
@@ -40,19 +50,47 @@ impl Task {
     /// Tells every job that moved its new position. Best effort: a sink that is full drops the
     /// update (a later one, or `started`, supersedes it).
     pub(super) fn flush_positions(&mut self) {
-        let per_slot = self.stats.avg_run.as_millis() as u64;
-        let slots = self.config.max_concurrent.max(1) as u64;
-        self.queue.flush_changes(|position, w| {
-            let eta_ms = position.div_ceil(slots) * per_slot;
-            let _ = w
-                .sink
-                .send((w.id.clone(), JobEvent::Position { position, eta_ms }));
-        });
+        for resource in Resource::ALL {
+            if !self.lines.get(resource).queue.is_dirty() {
+                continue;
+            }
+            let eta = self.eta_fn(resource);
+            self.lines
+                .get_mut(resource)
+                .queue
+                .flush_changes(|position, w| {
+                    let eta_ms = eta(position);
+                    let _ = w
+                        .sink
+                        .send((w.id.clone(), JobEvent::Position { position, eta_ms }));
+                });
+        }
         self.last_flush = Instant::now();
     }
 
-    pub(super) fn eta_ms(&self, position: u64) -> u64 {
-        let slots = self.config.max_concurrent.max(1) as u64;
-        position.div_ceil(slots) * self.stats.avg_run.as_millis() as u64
+    /// The estimated wait, in milliseconds, of the job at `position` of `resource`'s line.
+    pub(super) fn eta_ms(&self, resource: Resource, position: u64) -> u64 {
+        self.eta_fn(resource)(position)
+    }
+
+    /// Estimated waits by position for one line (captures what it needs, so the line can be
+    /// borrowed mutably while it is used).
+    fn eta_fn(&self, resource: Resource) -> impl Fn(u64) -> u64 {
+        let per_run = self.avg_run_by[resource as usize].as_millis() as u64;
+        let (places, executor) = match resource {
+            Resource::Device => (self.config.max_concurrent, None),
+            Resource::Lane => (
+                self.config.lanes,
+                Some(std::sync::Arc::clone(&self.executor)),
+            ),
+        };
+        let places = places.max(1) as u64;
+        move |position| {
+            executor
+                .as_ref()
+                .and_then(|e| e.lane_eta(position))
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or_else(|| position.div_ceil(places) * per_run)
+        }
     }
 }

@@ -150,6 +150,19 @@ pub struct RunContext {
 }
 
 impl RunContext {
+    /// Marks the job as started now, for executors whose work does not go through
+    /// [`RunContext::on_device`] (a batching engine admitting a chat into a lane): its owner
+    /// hears `started`, its run time starts, and its places among the waiting are released.
+    /// False if it was cancelled or abandoned first: it must then not run.
+    pub fn begin(&self) -> bool {
+        if self.cancel.is_cancelled() || !self.start.try_begin() {
+            return false;
+        }
+        let waited_ms = self.start.waited().as_millis() as u64;
+        self.events.send(JobEvent::Started { waited_ms });
+        true
+    }
+
     /// Runs `f` on a device thread with a lease on the device, and waits for it to return. The
     /// job counts as started (its owner is told, its run time starts) when `f` is about to run.
     /// A job cancelled or abandoned before its turn returns `Cancelled` without touching the

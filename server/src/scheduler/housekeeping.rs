@@ -8,14 +8,15 @@ use std::time::Instant;
 
 impl Task {
     pub(super) fn housekeeping(&mut self, now: Instant) {
-        while let Some(&(deadline, key)) = self.deadlines.first() {
+        while let Some(&(deadline, resource, key)) = self.deadlines.first() {
             if deadline > now {
                 break;
             }
             self.deadlines.pop_first();
-            if let Some(w) = self.queue.remove(&key) {
+            let line = self.lines.get_mut(resource);
+            if let Some(w) = line.queue.remove(&key) {
+                line.clock.withdrawn(&w.party, &w.tags);
                 self.left_queue(&w);
-                self.clock.withdrawn(&w.party, &w.tags);
                 self.waiting_ids.remove(&w.id);
                 self.reject("timeout");
                 tracing::info!(job_id = %w.id, "job timed out waiting");
@@ -29,11 +30,12 @@ impl Task {
         if self.running.is_empty() {
             self.device.close_if_idle(now);
         }
-        self.clock.forget_idle();
+        for resource in super::Resource::ALL {
+            self.lines.get_mut(resource).clock.forget_idle();
+        }
         self.utilization.sample(self.device.busy());
-        self.stats.roll_history(self.queue.len() as u64);
-        if self.queue.is_dirty()
-            && now.duration_since(self.last_flush) >= self.config.position_interval
+        self.stats.roll_history(self.lines.len() as u64);
+        if self.any_dirty() && now.duration_since(self.last_flush) >= self.config.position_interval
         {
             self.flush_positions();
         }

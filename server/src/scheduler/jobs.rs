@@ -3,6 +3,7 @@
 
 use super::admission::PartyPlace;
 use super::fair::{Party, Tags};
+use super::line::Resource;
 use super::queue::{Announced, QueueKey};
 use super::{EventSink, WaitingPlaces};
 use crate::job::Work;
@@ -18,6 +19,8 @@ pub(crate) struct Waiting {
     pub(super) id: JobId,
     /// What to run.
     pub(super) job: Work,
+    /// What it waits for (its executor's choice).
+    pub(super) resource: Resource,
     /// Who it is for.
     pub(super) party: Party,
     /// The owner's events.
@@ -41,6 +44,7 @@ impl Waiting {
     pub(crate) fn new(
         id: JobId,
         job: Work,
+        resource: Resource,
         party: Party,
         sink: EventSink,
         permit: OwnedSemaphorePermit,
@@ -50,6 +54,7 @@ impl Waiting {
         Waiting {
             id,
             job,
+            resource,
             party,
             sink,
             places: Some(WaitingPlaces {
@@ -91,4 +96,6 @@ pub(super) struct Running {
     pub(super) told: u64,
     /// Whether it has started (positions are only sent before).
     pub(super) start: Arc<super::JobStart>,
+    /// What it holds: a device place or an engine's lane.
+    pub(super) resource: Resource,
 }

@@ -17,6 +17,7 @@ mod context;
 pub mod fair;
 mod housekeeping;
 mod jobs;
+mod line;
 pub mod queue;
 mod runner;
 mod snapshot;
@@ -25,6 +26,7 @@ mod task;
 pub use context::{Emitter, RunContext};
 pub(crate) use context::{JobStart, WaitingPlaces};
 pub use fair::{Party, QueueOrder};
+pub use line::Resource;
 pub use queue::QueueKey;
 
 use crate::device::DeviceHost;
@@ -132,6 +134,15 @@ pub enum Outcome {
 pub trait Executor: Send + Sync + 'static {
     /// Cheap checks at submission (shapes, caps), so bad jobs never wait.
     fn validate(&self, work: &Work) -> Result<(), JobError>;
+    /// What the job waits for: a device place (the default) or a batching engine's lane.
+    fn resource(&self, _work: &Work) -> Resource {
+        Resource::Device
+    }
+    /// The expected wait of the lane job at `position` (1 = next) of the lane line, from the
+    /// engine's own view of its lanes; `None` lets the scheduler estimate from run times.
+    fn lane_eta(&self, _position: u64) -> Option<Duration> {
+        None
+    }
     /// Runs the job; it holds one of the device's `max_concurrent` places meanwhile.
     fn run(
         self: Arc<Self>,
@@ -145,6 +156,8 @@ pub trait Executor: Send + Sync + 'static {
 pub struct SchedulerConfig {
     /// Jobs on the device at once.
     pub max_concurrent: usize,
+    /// Lane jobs (chats on a batching engine) dispatched at once.
+    pub lanes: usize,
     /// Jobs waiting at once.
     pub max_waiting: usize,
     /// Longest wait before `timeout`.
@@ -170,6 +183,7 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
             max_concurrent: 1,
+            lanes: 8,
             max_waiting: 1000,
             max_wait: Duration::from_secs(120),
             max_run: Duration::from_secs(30),
@@ -341,7 +355,8 @@ impl Scheduler {
             }
         };
         let id = JobId(uuid::Uuid::new_v4().simple().to_string());
-        let waiting = jobs::Waiting::new(id.clone(), job, party, sink, permit, place);
+        let resource = self.executor.resource(&job);
+        let waiting = jobs::Waiting::new(id.clone(), job, resource, party, sink, permit, place);
         self.tx
             .send(Command::Submit(Box::new(waiting)))
             .map_err(|_| JobError::ShuttingDown)?;

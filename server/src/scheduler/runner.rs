@@ -30,7 +30,8 @@ pub(super) struct RunSpec {
     pub job: Work,
     pub sink: EventSink,
     pub start: Arc<JobStart>,
-    pub place: crate::device::Reservation,
+    /// Its place in the device's order (device jobs only).
+    pub place: Option<crate::device::Reservation>,
     pub cancel: CancellationToken,
     pub device: Arc<DeviceHost>,
     pub executor: Arc<dyn Executor>,
@@ -95,7 +96,7 @@ async fn run(spec: RunSpec) {
         cancel: cancel.clone(),
         events: events.clone(),
         start: Arc::clone(&start),
-        place: Arc::new(parking_lot::Mutex::new(Some(place))),
+        place: Arc::new(parking_lot::Mutex::new(place)),
     };
     // A panic in the executor's async part is caught like one on the device: the job fails, the
     // place on the device is given back.

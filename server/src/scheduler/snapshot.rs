@@ -2,6 +2,7 @@
 //! scheduler task from the state only it touches.
 
 use super::jobs::Running;
+use super::line::Resource;
 use super::task::Task;
 use super::Snapshot;
 use app::api::{DeviceQueue, QueueItem, QueueStats, QueueStatus};
@@ -14,8 +15,20 @@ impl Task {
     pub(super) fn snapshot(&mut self) -> Snapshot {
         let wall = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string();
         // The device starts dispatched jobs in dispatch order: the first `max_concurrent` run.
-        let mut dispatched: Vec<&Running> = self.running.values().collect();
+        // Lane jobs run once their engine has admitted them.
+        let mut dispatched: Vec<&Running> = self
+            .running
+            .values()
+            .filter(|r| r.resource == Resource::Device)
+            .collect();
         dispatched.sort_by_key(|r| r.order);
+        let mut in_lanes: Vec<&Running> = self
+            .running
+            .values()
+            .filter(|r| r.resource == Resource::Lane)
+            .collect();
+        in_lanes.sort_by_key(|r| r.order);
+        let lanes_running = in_lanes.iter().filter(|r| r.start.at().is_some()).count();
         let mut items: Vec<QueueItem> = dispatched
             .iter()
             .enumerate()
@@ -33,24 +46,40 @@ impl Task {
                 }
             })
             .collect();
-        items.extend(
-            self.queue
-                .iter()
-                .take(MAX_LISTED)
-                .map(|(position, _, w)| QueueItem {
+        items.extend(in_lanes.iter().map(|r| {
+            QueueItem {
+                position: 0,
+                enqueued_at: wall(r.enqueued_wall),
+                kind: r.kind.into(),
+                status: if r.start.at().is_some() {
+                    "running"
+                } else {
+                    "starting"
+                }
+                .into(),
+            }
+        }));
+        for resource in Resource::ALL {
+            let room = MAX_LISTED.saturating_sub(items.len());
+            items.extend(self.lines.get(resource).queue.iter().take(room).map(
+                |(position, _, w)| QueueItem {
                     position,
                     enqueued_at: wall(w.enqueued_wall),
                     kind: w.job.kind().into(),
                     status: "queued".into(),
-                }),
-        );
+                },
+            ));
+        }
         let (p50_wait, p95_wait) = self.stats.wait_percentiles();
-        let waiting = (self.queue.len() + self.prefetched()) as u64;
-        let running = self.running.len().min(self.config.max_concurrent) as u64;
+        let prefetched = self.prefetched(Resource::Device);
+        let waiting = (self.lines.len() + prefetched) as u64;
+        // The device's places in use, plus the chats decoding in the engine's lanes.
+        let running = (self.running_by[Resource::Device as usize].min(self.config.max_concurrent)
+            + lanes_running) as u64;
         let max_concurrent = self.config.max_concurrent as u64;
         Snapshot {
             waiting_by_kind: self.waiting_kinds.iter().map(|(k, n)| (*k, *n)).collect(),
-            prefetched: self.prefetched() as u64,
+            prefetched: prefetched as u64,
             device_queue: DeviceQueue {
                 total_requests: self.stats.total_finished,
                 currently_waiting: waiting,

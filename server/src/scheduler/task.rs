@@ -1,18 +1,20 @@
-//! The scheduler task: owns the waiting queue, the fair clock, the dispatched set, the wait
-//! deadlines and the statistics, and is the only code that touches them. It reacts to commands,
-//! hands jobs to the device while fewer than `max_concurrent + prefetch` are dispatched (so the
-//! next job is already queued on the device when the current one ends), expires jobs that waited
-//! too long, announces positions at most once per coalescing interval, and closes the device when
-//! it has been idle for its keep-alive.
+//! The scheduler task: owns the waiting lines (one per [`Resource`], each with its fair clock),
+//! the dispatched set, the wait deadlines and the statistics, and is the only code that touches
+//! them. It reacts to commands, hands device jobs to the device while fewer than
+//! `max_concurrent + prefetch` are dispatched (so the next job is already queued on the device
+//! when the current one ends) and lane jobs to their engine while fewer than `lanes` are,
+//! expires jobs that waited too long, announces positions at most once per coalescing interval,
+//! and closes the device when it has been idle for its keep-alive.
 //!
-//! Positions count every job ahead: the prefetched ones (dispatched beyond `max_concurrent`,
-//! not started yet) and the queue's. Every operation on a command is O(log n) in the number of
+//! Positions count every job of the same resource ahead: for device jobs the prefetched ones
+//! (dispatched beyond `max_concurrent`, not started yet) and the line's; for lane jobs the
+//! line's. Every operation on a command is O(log n) in the number of
 //! waiting jobs; position announcements cost O(k log n) per interval for the k jobs that moved
 //! (see `queue`).
 
-use super::fair::FairClock;
 use super::jobs::{Running, Waiting};
-use super::queue::{QueueKey, WaitQueue};
+use super::line::{Lines, Resource};
+use super::queue::QueueKey;
 use super::runner::{self, RunSpec};
 use super::{Command, EventSink, Executor, JobEvent, SchedulerConfig};
 use crate::device::DeviceHost;
@@ -31,15 +33,17 @@ use tokio_util::sync::CancellationToken;
 pub(super) struct Task {
     pub(super) config: SchedulerConfig,
     pub(super) device: Arc<DeviceHost>,
-    executor: Arc<dyn Executor>,
+    pub(super) executor: Arc<dyn Executor>,
     /// For runners to report back; weak so the task ends when every handle is gone.
     tx: mpsc::WeakUnboundedSender<Command>,
     permits: Arc<Semaphore>,
-    pub(super) queue: WaitQueue<Waiting>,
-    /// The fair order's virtual time and parties.
-    pub(super) clock: FairClock,
+    /// The jobs waiting for each resource, in fair order.
+    pub(super) lines: Lines,
     /// Expected device time per job kind (moving averages), for the fair order's costs.
     costs: HashMap<&'static str, Duration>,
+    /// Moving average of run times per resource (indexed like [`Resource::ALL`]), for waits:
+    /// a chat's turn in a lane and a calculator job's on the device have nothing in common.
+    pub(super) avg_run_by: [Duration; 2],
     /// Dispatches so far.
     dispatched: u64,
     /// Published moving average of run times, for the handle's retry hints.
@@ -50,11 +54,14 @@ pub(super) struct Task {
     pub(super) waiting_kinds: HashMap<&'static str, u64>,
     /// Where events are counted for `/metrics`.
     metrics: Arc<crate::metrics::Metrics>,
-    /// Waiting jobs by id.
-    pub(super) waiting_ids: HashMap<JobId, QueueKey>,
+    /// Waiting jobs by id: their line and place in it.
+    pub(super) waiting_ids: HashMap<JobId, (Resource, QueueKey)>,
     /// Wait deadlines, earliest first.
-    pub(super) deadlines: BTreeSet<(Instant, QueueKey)>,
+    pub(super) deadlines: BTreeSet<(Instant, Resource, QueueKey)>,
+    /// Dispatched jobs (device and lane alike).
     pub(super) running: HashMap<JobId, Running>,
+    /// How many of `running` take each resource (indexed like [`Resource::ALL`]).
+    pub(super) running_by: [usize; 2],
     next_seq: u64,
     pub(super) stats: Stats,
     /// When positions were last announced.
@@ -90,16 +97,17 @@ pub(super) fn spawn(parts: TaskParts) {
         metrics,
         shutdown,
     } = parts;
+    let initial_run = config.initial_run_estimate;
     let task = Task {
-        stats: Stats::new(config.initial_run_estimate),
-        clock: FairClock::new(config.order),
+        stats: Stats::new(initial_run),
+        lines: Lines::new(config.order),
         config,
         device,
         executor,
         tx,
         permits,
-        queue: WaitQueue::default(),
         costs: HashMap::new(),
+        avg_run_by: [initial_run; 2],
         dispatched: 0,
         avg_run_us,
         utilization: crate::stats::UtilizationWindow::default(),
@@ -108,6 +116,7 @@ pub(super) fn spawn(parts: TaskParts) {
         waiting_ids: HashMap::new(),
         deadlines: BTreeSet::new(),
         running: HashMap::new(),
+        running_by: [0; 2],
         next_seq: 0,
         last_flush: Instant::now(),
         draining: false,
@@ -142,7 +151,7 @@ impl Task {
                     let _ = w.send(());
                 }
             }
-            if self.queue.is_dirty() && self.last_flush.elapsed() >= self.config.position_interval {
+            if self.any_dirty() && self.last_flush.elapsed() >= self.config.position_interval {
                 self.flush_positions();
             }
         }
@@ -160,12 +169,15 @@ impl Task {
                 failure,
             } => {
                 if let Some(r) = self.running.remove(&id) {
+                    self.running_by[r.resource as usize] -= 1;
                     if let Some(run) = run {
                         self.metrics.on_finish(r.kind, waited, run);
                         self.stats.on_start(waited);
                         self.stats.on_finish(run, waited + run);
                         self.avg_run_us
                             .store(self.stats.avg_run.as_micros() as u64, Ordering::Relaxed);
+                        let avg = &mut self.avg_run_by[r.resource as usize];
+                        *avg = (*avg * 4 + run) / 5;
                         let cost = self.costs.entry(r.kind).or_insert(run);
                         *cost = (*cost * 4 + run) / 5;
                     }
@@ -194,30 +206,34 @@ impl Task {
             return;
         }
         let cost = self.expected_cost(&w.job).as_micros() as u64;
-        w.tags = self.clock.tag(&w.party, cost, self.next_seq);
+        let resource = w.resource;
+        let line = self.lines.get_mut(resource);
+        w.tags = line.clock.tag(&w.party, cost, self.next_seq);
         let key = w.tags.key;
         self.next_seq += 1;
         w.deadline = w.enqueued + self.config.max_wait;
-        self.deadlines.insert((w.deadline, key));
-        self.waiting_ids.insert(w.id.clone(), key);
+        self.deadlines.insert((w.deadline, resource, key));
+        self.waiting_ids.insert(w.id.clone(), (resource, key));
         let (sink, id) = (w.sink.clone(), w.id.clone());
         *self.waiting_kinds.entry(w.job.kind()).or_default() += 1;
-        let position = self.queue.push(key, w);
+        let position = line.queue.push(key, w);
+        let queue_length = (line.queue.len() + self.prefetched(resource)) as u64;
         let accepted = JobEvent::Accepted {
             position,
-            queue_length: (self.queue.len() + self.prefetched()) as u64,
-            eta_ms: self.eta_ms(position),
+            queue_length,
+            eta_ms: self.eta_ms(resource, position),
         };
         tracing::debug!(job_id = %id, position, "job queued");
         deliver(&sink, &id, accepted);
     }
 
     fn cancel(&mut self, id: JobId, notify: bool) {
-        if let Some(key) = self.waiting_ids.remove(&id) {
-            if let Some(w) = self.queue.remove(&key) {
+        if let Some((resource, key)) = self.waiting_ids.remove(&id) {
+            let line = self.lines.get_mut(resource);
+            if let Some(w) = line.queue.remove(&key) {
+                line.clock.withdrawn(&w.party, &w.tags);
                 self.left_queue(&w);
-                self.deadlines.remove(&(w.deadline, key));
-                self.clock.withdrawn(&w.party, &w.tags);
+                self.deadlines.remove(&(w.deadline, resource, key));
                 self.stats.cancelled += 1;
                 tracing::debug!(job_id = %id, notify, "waiting job cancelled");
                 if notify {
@@ -258,32 +274,67 @@ impl Task {
             .unwrap_or(self.config.initial_run_estimate)
     }
 
-    /// Jobs dispatched beyond `max_concurrent`: handed to the device, waiting for a place.
-    pub(super) fn prefetched(&self) -> usize {
-        self.running
-            .len()
-            .saturating_sub(self.config.max_concurrent)
+    /// Device jobs dispatched beyond `max_concurrent`: handed to the device, waiting for a
+    /// place. (Lane jobs are never prefetched: a dispatched one is in its engine's hands.)
+    pub(super) fn prefetched(&self, resource: Resource) -> usize {
+        match resource {
+            Resource::Device => self.running_by[Resource::Device as usize]
+                .saturating_sub(self.config.max_concurrent),
+            Resource::Lane => 0,
+        }
     }
 
-    /// Hands waiting jobs to the device while it has room (its places plus the prefetch).
+    /// Jobs dispatched at once for `resource`: the device's places plus the prefetch, or the
+    /// engine's lanes.
+    fn room(&self, resource: Resource) -> usize {
+        match resource {
+            Resource::Device => self.config.max_concurrent + self.config.prefetch,
+            Resource::Lane => self.config.lanes.max(1),
+        }
+    }
+
+    /// Whether some announced position in any line may be stale.
+    pub(super) fn any_dirty(&self) -> bool {
+        Resource::ALL
+            .iter()
+            .any(|r| self.lines.get(*r).queue.is_dirty())
+    }
+
+    /// Hands waiting jobs to the device (or their engine) while their resource has room.
     fn dispatch(&mut self) {
-        let room = self.config.max_concurrent + self.config.prefetch;
-        while !self.draining && self.running.len() < room {
-            let Some((key, mut w)) = self.queue.pop_first() else {
+        for resource in Resource::ALL {
+            self.dispatch_line(resource);
+        }
+        let offset = self.prefetched(Resource::Device) as u64;
+        self.lines
+            .get_mut(Resource::Device)
+            .queue
+            .set_offset(offset);
+        self.announce_prefetched();
+    }
+
+    fn dispatch_line(&mut self, resource: Resource) {
+        let room = self.room(resource);
+        while !self.draining && self.running_by[resource as usize] < room {
+            let line = self.lines.get_mut(resource);
+            let Some((key, mut w)) = line.queue.pop_first() else {
                 break;
             };
+            if w.sink.is_closed() {
+                line.clock.withdrawn(&w.party, &w.tags);
+            } else {
+                line.clock.dispatched(&w.tags);
+            }
             self.left_queue(&w);
             self.waiting_ids.remove(&w.id);
-            self.deadlines.remove(&(w.deadline, key));
+            self.deadlines.remove(&(w.deadline, resource, key));
             if w.sink.is_closed() {
-                self.clock.withdrawn(&w.party, &w.tags);
                 continue;
             }
             let Some(tx) = self.tx.upgrade() else {
                 deliver(&w.sink, &w.id, JobEvent::Failed(JobError::ShuttingDown));
                 continue;
             };
-            self.clock.dispatched(&w.tags);
             let cancel = CancellationToken::new();
             let start = Arc::new(super::JobStart::new(w.enqueued, w.places.take()));
             self.running.insert(
@@ -296,15 +347,19 @@ impl Task {
                     sink: w.sink.clone(),
                     told: w.told,
                     start: Arc::clone(&start),
+                    resource,
                 },
             );
+            self.running_by[resource as usize] += 1;
             self.dispatched += 1;
             runner::spawn(RunSpec {
                 id: w.id,
                 job: w.job,
                 sink: w.sink,
                 start,
-                place: self.device.reserve(),
+                // A device job takes its place in the device's order now; a lane job has none
+                // (its engine puts its steps on the device).
+                place: (resource == Resource::Device).then(|| self.device.reserve()),
                 cancel,
                 device: Arc::clone(&self.device),
                 executor: Arc::clone(&self.executor),
@@ -314,20 +369,20 @@ impl Task {
                 tx,
             });
         }
-        self.queue.set_offset(self.prefetched() as u64);
-        self.announce_prefetched();
     }
 
     /// Shutdown: refuse new jobs, fail the waiting ones; running ones finish.
     fn drain(&mut self) {
         self.draining = true;
         self.permits.close();
-        while let Some((_, w)) = self.queue.pop_first() {
-            self.left_queue(&w);
-            deliver(&w.sink, &w.id, JobEvent::Failed(JobError::ShuttingDown));
+        for resource in Resource::ALL {
+            while let Some((_, w)) = self.lines.get_mut(resource).queue.pop_first() {
+                self.left_queue(&w);
+                deliver(&w.sink, &w.id, JobEvent::Failed(JobError::ShuttingDown));
+            }
+            self.lines.get_mut(resource).queue.set_offset(0);
         }
         self.waiting_ids.clear();
         self.deadlines.clear();
-        self.queue.set_offset(0);
     }
 }

@@ -103,6 +103,8 @@ impl Harness {
         probe();
         let config = SchedulerConfig {
             max_concurrent: v.max_concurrent,
+            // Every scripted job takes a device place (the lanes are tested in `tests::lanes`).
+            lanes: 1,
             max_waiting: setup.max_waiting,
             max_wait: Duration::from_secs(60),
             max_run: MAX_RUN,

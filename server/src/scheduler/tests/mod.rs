@@ -8,6 +8,7 @@ use app::protocol::{CalcJob, Op};
 use parking_lot::Mutex;
 use std::time::Instant;
 
+mod lanes;
 mod limits;
 mod order;
 mod release;
