@@ -64,7 +64,7 @@ echo "bench: the chat engine's kernel and forward pass alone (turnstile-llm)"
 cargo run --quiet --release -p turnstile-llm --example kernel -- --threads 1 | tee "$out/llm-kernel.txt"
 for t in 1 2; do
   cargo run --quiet --release -p turnstile-llm --example decode -- \
-    --batch 1,2,4,8,16 --prompt-tokens 40 --tokens 128 --threads "$t" | tee "$out/llm-decode-t$t.txt"
+    --batch 1,2,4,8,16 --prompt-tokens 40 --tokens 128 --threads "$t" --candle | tee "$out/llm-decode-t$t.txt"
 done
 
 echo "bench: chat on the embedded model (continuous batching)"

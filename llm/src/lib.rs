@@ -27,6 +27,7 @@ mod model;
 mod native;
 mod ops;
 pub mod rope;
+pub mod sampler;
 mod tensor_path;
 mod weights;
 
@@ -34,3 +35,4 @@ pub use cache::SeqCache;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use model::{Chunk, ExecPath, LlamaModel, Logits};
+pub use sampler::{argmax, Sampler, SamplerConfig};

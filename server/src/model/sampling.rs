@@ -1,5 +1,5 @@
 //! Sampling settings for generation, with the shipped defaults, and how generated tokens become
-//! text: [`SamplingParams`] configures a [`super::sampler::Sampler`]; [`TextStream`] turns token
+//! text: [`SamplingParams`] configures a [`turnstile_llm::Sampler`]; [`TextStream`] turns token
 //! ids into pieces of text that are always whole UTF-8 characters and never contain (any start
 //! of) a stop sequence.
 //!
@@ -44,6 +44,20 @@ impl Default for SamplingParams {
             repeat_last_n: 64,
             stop: Vec::new(),
             seed: 0,
+        }
+    }
+}
+
+impl SamplingParams {
+    /// The sampler's settings for these parameters (no top-p is top-p 1: every candidate).
+    pub fn sampler(&self) -> turnstile_llm::SamplerConfig {
+        turnstile_llm::SamplerConfig {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p.unwrap_or(1.0),
+            repeat_penalty: self.repeat_penalty,
+            repeat_last_n: self.repeat_last_n,
+            seed: self.seed,
         }
     }
 }

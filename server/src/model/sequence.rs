@@ -8,11 +8,10 @@
 //! Concurrency: plain data owned by whoever steps it (moved onto the device thread for a step
 //! and back); its KV cache is freed when it is dropped.
 
-use super::sampler::Sampler;
 use super::sampling::{SamplingParams, TextStream};
 use app::chat::FinishReason;
 use std::time::{Duration, Instant};
-use turnstile_llm::{Chunk, SeqCache};
+use turnstile_llm::{Chunk, Sampler, SeqCache};
 
 /// How one generation went.
 #[derive(Clone, Debug, PartialEq)]
@@ -104,7 +103,7 @@ impl Sequence {
             prefilled: 0,
             last: 0,
             cache,
-            sampler: Sampler::new(params),
+            sampler: Sampler::new(&params.sampler()),
             stream,
             generated: Vec::new(),
             max_new,

@@ -6,12 +6,32 @@
 //! small sorted buffer (most logits cost one comparison with the k-th largest), then work on k
 //! entries only. Nothing sorts the whole vocabulary, and nothing allocates after the first call.
 //!
+//! It lives beside the forward pass so that it is compiled with full optimisation in every
+//! profile (the workspace's `[profile.dev.package.turnstile-llm]`): it runs once per sequence per
+//! step, on the device.
+//!
 //! Concurrency: a sampler belongs to one sequence; the engine samples the sequences of a step in
 //! parallel, each with its own.
 
-use super::sampling::SamplingParams;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+/// How to pick each next token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplerConfig {
+    /// Softmax temperature; 0 (or not a number) takes the most likely token every time.
+    pub temperature: f32,
+    /// Only the k most likely tokens are candidates.
+    pub top_k: usize,
+    /// Nucleus: the smallest set of the candidates whose probability reaches this (1 = all).
+    pub top_p: f32,
+    /// Penalty on tokens among the last `repeat_last_n` generated (1 = none).
+    pub repeat_penalty: f32,
+    /// How many recent tokens the penalty looks at.
+    pub repeat_last_n: usize,
+    /// The draws' seed: the same seed, logits and settings give the same tokens.
+    pub seed: u64,
+}
 
 /// One sequence's sampler.
 pub struct Sampler {
@@ -34,17 +54,20 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// A sampler for `params`.
-    pub fn new(params: &SamplingParams) -> Self {
-        let top_p = params.top_p.unwrap_or(1.0);
+    /// A sampler for `config`.
+    pub fn new(config: &SamplerConfig) -> Self {
         Sampler {
-            rng: StdRng::seed_from_u64(params.seed),
-            temperature: params.temperature,
-            top_k: params.top_k.max(1),
-            top_p: if top_p.is_nan() { 0.0 } else { top_p },
-            repeat_penalty: params.repeat_penalty,
-            repeat_last_n: params.repeat_last_n,
-            top: Vec::with_capacity(params.top_k.clamp(1, 1024) + 1),
+            rng: StdRng::seed_from_u64(config.seed),
+            temperature: config.temperature,
+            top_k: config.top_k.max(1),
+            top_p: if config.top_p.is_nan() {
+                0.0
+            } else {
+                config.top_p
+            },
+            repeat_penalty: config.repeat_penalty,
+            repeat_last_n: config.repeat_last_n,
+            top: Vec::with_capacity(config.top_k.clamp(1, 1024) + 1),
             seen: Vec::new(),
         }
     }
@@ -153,14 +176,14 @@ pub fn argmax(logits: &[f32]) -> u32 {
 mod tests {
     use super::*;
 
-    fn params(temperature: f32, top_k: usize, top_p: Option<f32>) -> SamplingParams {
-        SamplingParams {
+    fn params(temperature: f32, top_k: usize, top_p: Option<f32>) -> SamplerConfig {
+        SamplerConfig {
             temperature,
             top_k,
-            top_p,
+            top_p: top_p.unwrap_or(1.0),
             repeat_penalty: 1.0,
+            repeat_last_n: 64,
             seed: 7,
-            ..SamplingParams::default()
         }
     }
 
@@ -222,7 +245,7 @@ mod tests {
     fn the_same_seed_repeats_the_draws() {
         let row: Vec<f32> = (0..100).map(|i| (i as f32 * 0.37).sin()).collect();
         let draws = |seed| {
-            let mut s = Sampler::new(&SamplingParams {
+            let mut s = Sampler::new(&SamplerConfig {
                 seed,
                 ..params(1.0, 40, Some(0.95))
             });
@@ -236,7 +259,7 @@ mod tests {
 
     #[test]
     fn the_repeat_penalty_applies_once_per_recent_token() {
-        let mut s = Sampler::new(&SamplingParams {
+        let mut s = Sampler::new(&SamplerConfig {
             repeat_penalty: 2.0,
             repeat_last_n: 2,
             ..params(0.0, 40, None)
