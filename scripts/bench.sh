@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every benchmark and prints its figures (docs/benchmarks.md records them):
 #   1. the scheduler's micro-benchmarks (criterion),
-#   2. turnstile-load's scenarios against a release server started here on 127.0.0.1,
+#   2. turnstile-load's scenarios against a release server started here on 127.0.0.1 (the
+#      ageing one on a fresh server: a million jobs, about two minutes),
 #   3. the page's bundle size and navigation-to-hydrated time in Chromium.
 # JSON reports go to target/bench/. Release builds (the first one takes a while on 2 cores).
 # BENCH_QUICK=1 runs shorter versions (for trying the script out, not for the record).
@@ -11,8 +12,8 @@ source scripts/env.sh
 out=target/bench
 mkdir -p "$out"
 quick="${BENCH_QUICK:-0}"
-dur=30; hold_big=10000; jobs=100000
-[ "$quick" = 1 ] && { dur=5; hold_big=1000; jobs=2000; }
+dur=30; hold_big=10000; jobs=100000; age_jobs=1000000
+[ "$quick" = 1 ] && { dur=5; hold_big=1000; jobs=2000; age_jobs=20000; }
 echo "bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
 
 echo "bench: building (release)"
@@ -65,6 +66,10 @@ start
 for c in 1 4; do
   load --json "$out/chat-$c.json" chat --clients "$c" --max-tokens 64
 done
+
+echo "bench: ageing (a million distinct 2x2 adds on a fresh server: each tenth's jobs/s, p99 and memory)"
+start
+load --json "$out/age.json" age --jobs "$age_jobs" --clients 100 --duration 3600
 
 echo "bench: soak (three runs on one server: the first sets its memory's high-water mark)"
 start --resume-window 15s
