@@ -172,6 +172,10 @@ pub struct QueueStats {
 pub struct ProcessStats {
     /// Resident memory, in bytes (0 where the platform does not say).
     pub rss_bytes: u64,
+    /// CPU time the process has used since start (user plus system, all threads), in seconds
+    /// (0 where the platform does not say).
+    #[serde(default)]
+    pub cpu_seconds: f64,
     /// Open WebSocket connections.
     pub websocket_connections: u64,
 }

@@ -371,6 +371,16 @@ async fn age_reports_every_tenth_of_the_run_with_its_speed_latency_and_memory() 
         r.wall_seconds
     );
     assert_eq!(r.latency.count, 2000);
+    // The server's CPU time is counted in 10 ms ticks: some tenths may see none, the run not.
+    let cpu: f64 = r
+        .tenths
+        .iter()
+        .map(|t| t.server_cpu_us_per_job * 200.0)
+        .sum();
+    assert!(
+        cpu > 0.0 && r.tenths.iter().all(|t| t.server_cpu_us_per_job >= 0.0),
+        "{summary}"
+    );
     // The comparison is the first and last tenths' own figures.
     let (first, last) = (&r.tenths[0], &r.tenths[9]);
     let expected = (last.jobs_per_second - first.jobs_per_second) / first.jobs_per_second * 100.0;

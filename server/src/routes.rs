@@ -155,6 +155,7 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<app::api::Stats
     stats.cache = state.cache.stats();
     stats.process = app::api::ProcessStats {
         rss_bytes: crate::stats::process_rss_bytes().unwrap_or(0),
+        cpu_seconds: crate::stats::process_cpu_seconds().unwrap_or(0.0),
         websocket_connections: state.connections.load(Ordering::Relaxed) as u64,
     };
     Ok(Json(stats))

@@ -2,9 +2,10 @@
 //! `clients` WebSocket clients, each its own session, send tiny calculator jobs back to back (a
 //! 2x2 add made distinct per job, so the result cache answers none) until `jobs` have ended. The
 //! run is cut into tenths by the order in which jobs end: for each tenth it records the jobs/s,
-//! the latency percentiles (submission to end) and the server's resident memory just after the
-//! tenth's last job (from `/api/stats`' `process`), then compares the last tenth with the first
-//! ([`report`]).
+//! the latency percentiles (submission to end), and the server's resident memory and the CPU time
+//! it used per job (from `/api/stats`' `process`, read just after the tenth's last job), then
+//! compares the last tenth with the first ([`report`]). The server's CPU per job is the figure
+//! that other processes on the machine do not move; jobs/s and latency are what clients feel.
 //!
 //! Concurrency: the clients take job numbers from one atomic counter and count ends on another;
 //! the client whose job ends a tenth stamps the instant and hands it to one monitor task, which
@@ -144,10 +145,8 @@ pub async fn run(addr: &str, opts: &AgeOptions) -> RunResult<AgeReport> {
         tokio::spawn(async move {
             let mut seen = Vec::new();
             while let Some((tenth, at)) = rx.recv().await {
-                let rss = stats::fetch(&http, &addr)
-                    .await
-                    .map(|s| s.stats.process.rss_bytes);
-                seen.push(Boundary { tenth, at, rss });
+                let process = stats::fetch(&http, &addr).await.map(|s| s.stats.process);
+                seen.push(Boundary { tenth, at, process });
             }
             seen
         })

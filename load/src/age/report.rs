@@ -3,14 +3,16 @@
 //! A tenth is a tenth of the jobs by the order they ended (job `n`, counting from 1, of `N` is in
 //! tenth `(n - 1) * 10 / N`). Its length runs from the end of the previous tenth (or the start of
 //! the run) to the end of its own last job; its latencies are those of the jobs that ended in it;
-//! its memory is the server's resident memory read just after. The first tenth is the warm-up:
-//! memory is judged from its end on.
+//! its memory is the server's resident memory read just after, and its CPU per job the server's
+//! CPU time since the previous read over its jobs. The first tenth is the warm-up: memory is
+//! judged from its end on.
 //!
 //! Concurrency: plain data, built once after the run.
 
 use super::{AgeOptions, Tally};
 use crate::report::{self, Errors, Latency, Table};
 use crate::stats::{ServerFigures, Snapshot};
+use app::api::ProcessStats;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -35,8 +37,8 @@ pub struct Boundary {
     pub tenth: usize,
     /// When its last job ended.
     pub at: Instant,
-    /// The server's resident memory just after, or why it could not be read.
-    pub rss: Result<u64, String>,
+    /// The server's process figures (memory, CPU time) just after, or why they could not be read.
+    pub process: Result<ProcessStats, String>,
 }
 
 /// One tenth of the run.
@@ -56,6 +58,9 @@ pub struct Tenth {
     pub latency: Latency,
     /// The server's resident memory just after its end, bytes (0 when it could not be read).
     pub rss_bytes: u64,
+    /// The server's CPU time over the tenth per job that ended in it, microseconds (user plus
+    /// system, all its threads; 0 when it could not be read).
+    pub server_cpu_us_per_job: f64,
 }
 
 /// The last tenth against the first.
@@ -65,10 +70,16 @@ pub struct Ageing {
     pub jobs_per_second_change_pct: f64,
     /// Change of p99 latency, last against first, percent (positive: slower).
     pub p99_change_pct: f64,
+    /// Change of the server's CPU time per job, last against first, percent (positive: more
+    /// work per job).
+    pub server_cpu_per_job_change_pct: f64,
     /// Resident memory after the last tenth minus after the first (the warm-up), bytes.
     pub rss_growth_after_warmup_bytes: i64,
     /// The same, percent of the memory after the first tenth.
     pub rss_growth_after_warmup_pct: f64,
+    /// Resident memory after the last tenth minus after the fifth: the second half's growth
+    /// (windows of recent figures on the server fill over its first minute), bytes.
+    pub rss_growth_second_half_bytes: i64,
     /// The most resident memory seen after any tenth, bytes.
     pub rss_max_bytes: u64,
     /// The target: the last tenth at most 5 % slower than the first in jobs/s and in p99.
@@ -132,18 +143,32 @@ impl AgeReport {
         let mut all = report::histogram();
         let mut tenths = Vec::with_capacity(TENTHS);
         let mut from = start;
+        let mut cpu_from = before.stats.process.cpu_seconds;
         for (i, h) in total.latency.iter().enumerate() {
             let _ = all.add(h);
             let boundary = boundaries.iter().find(|b| b.tenth == i);
             let to = boundary.map_or(end, |b| b.at).max(from);
             let seconds = to.duration_since(from).as_secs_f64();
-            let rss = match boundary.map(|b| b.rss.clone()) {
-                Some(Ok(rss)) => rss,
+            let process = match boundary.map(|b| b.process.clone()) {
+                Some(Ok(p)) => Some(p),
                 Some(Err(e)) => {
                     total.errors.add("stats_unreadable", &e);
-                    0
+                    None
                 }
-                None => after.stats.process.rss_bytes,
+                None => Some(after.stats.process.clone()),
+            };
+            let (rss, cpu_us) = match process {
+                Some(p) => {
+                    let used = (p.cpu_seconds - cpu_from).max(0.0);
+                    cpu_from = p.cpu_seconds;
+                    let per_job = if h.len() > 0 {
+                        used * 1e6 / h.len() as f64
+                    } else {
+                        0.0
+                    };
+                    (p.rss_bytes, per_job)
+                }
+                None => (0, 0.0),
             };
             tenths.push(Tenth {
                 tenth: i + 1,
@@ -157,6 +182,7 @@ impl AgeReport {
                 },
                 latency: Latency::of(h),
                 rss_bytes: rss,
+                server_cpu_us_per_job: cpu_us,
             });
             from = to;
         }
@@ -192,7 +218,15 @@ impl AgeReport {
                 o.jobs, o.clients
             ),
             &[
-                "tenth", "jobs", "seconds", "jobs/s", "p50 ms", "p99 ms", "max ms", "RSS MiB",
+                "tenth",
+                "jobs",
+                "seconds",
+                "jobs/s",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "RSS MiB",
+                "server CPU µs/job",
             ],
         );
         for x in &self.tenths {
@@ -205,6 +239,7 @@ impl AgeReport {
                 report::ms(x.latency.p99_us),
                 report::ms(x.latency.max_us),
                 report::mib(x.rss_bytes),
+                format!("{:.1}", x.server_cpu_us_per_job),
             ]);
         }
         let a = &self.ageing;
@@ -226,6 +261,10 @@ impl AgeReport {
                 format!("{:+.1} %", a.p99_change_pct),
             )
             .row(
+                "server CPU per job, last vs first tenth",
+                format!("{:+.1} %", a.server_cpu_per_job_change_pct),
+            )
+            .row(
                 "RSS before the run (MiB)",
                 report::mib(self.rss_before_bytes),
             )
@@ -236,6 +275,13 @@ impl AgeReport {
                     a.rss_growth_after_warmup_bytes as f64 / (1024.0 * 1024.0),
                     a.rss_growth_after_warmup_pct,
                     report::mib(a.rss_max_bytes)
+                ),
+            )
+            .row(
+                "RSS growth over the second half",
+                format!(
+                    "{:+.1} MiB",
+                    a.rss_growth_second_half_bytes as f64 / (1024.0 * 1024.0)
                 ),
             )
             .row(
@@ -258,10 +304,16 @@ impl Ageing {
         let jps = change_pct(first.jobs_per_second, last.jobs_per_second);
         let p99 = change_pct(first.latency.p99_us as f64, last.latency.p99_us as f64);
         let growth = last.rss_bytes as i64 - first.rss_bytes as i64;
+        let middle = &tenths[(tenths.len() - 1) / 2];
         Ageing {
             jobs_per_second_change_pct: jps,
             p99_change_pct: p99,
+            server_cpu_per_job_change_pct: change_pct(
+                first.server_cpu_us_per_job,
+                last.server_cpu_us_per_job,
+            ),
             rss_growth_after_warmup_bytes: growth,
+            rss_growth_second_half_bytes: last.rss_bytes as i64 - middle.rss_bytes as i64,
             rss_growth_after_warmup_pct: change_pct(first.rss_bytes as f64, last.rss_bytes as f64),
             rss_max_bytes: tenths.iter().map(|t| t.rss_bytes).max().unwrap_or(0),
             within_5_pct: last.ended && jps >= -5.0 && p99 <= 5.0,
@@ -308,6 +360,7 @@ mod tests {
                 ..Latency::default()
             },
             rss_bytes: rss,
+            server_cpu_us_per_job: 100.0,
         }
     }
 
@@ -317,6 +370,10 @@ mod tests {
         assert!((a.jobs_per_second_change_pct + 4.0).abs() < 1e-9);
         assert!((a.p99_change_pct - 4.0).abs() < 1e-9);
         assert_eq!(a.rss_growth_after_warmup_bytes, 10);
+        assert_eq!(
+            a.rss_growth_second_half_bytes, 10,
+            "the middle of two is the first"
+        );
         assert_eq!(a.rss_max_bytes, 110);
         assert!(a.within_5_pct);
         assert!(!Ageing::of(&[tenth(1000.0, 1000, 0), tenth(940.0, 1000, 0)]).within_5_pct);
