@@ -2,7 +2,7 @@
 # Runs every benchmark and prints its figures (docs/benchmarks.md records them):
 #   1. the scheduler's micro-benchmarks (criterion),
 #   2. turnstile-load's scenarios against a release server started here on 127.0.0.1 (the
-#      ageing one on a fresh server: a million jobs, about two minutes),
+#      ageing one twice on a fresh server: a million jobs each, a few minutes),
 #   3. the page's bundle size and navigation-to-hydrated time in Chromium.
 # JSON reports go to target/bench/. Release builds (the first one takes a while on 2 cores).
 # BENCH_QUICK=1 runs shorter versions (for trying the script out, not for the record).
@@ -67,9 +67,11 @@ for c in 1 4; do
   load --json "$out/chat-$c.json" chat --clients "$c" --max-tokens 64
 done
 
-echo "bench: ageing (a million distinct 2x2 adds on a fresh server: each tenth's jobs/s, p99 and memory)"
+echo "bench: ageing (a million distinct 2x2 adds on a fresh server, then a million more on the same one)"
 start
-load --json "$out/age.json" age --jobs "$age_jobs" --clients 100 --duration 3600
+for run in fresh aged; do
+  load --json "$out/age-$run.json" age --jobs "$age_jobs" --clients 100 --duration 3600
+done
 
 echo "bench: soak (three runs on one server: the first sets its memory's high-water mark)"
 start --resume-window 15s
