@@ -161,7 +161,7 @@ impl AgeReport {
                 Some(p) => {
                     let used = (p.cpu_seconds - cpu_from).max(0.0);
                     cpu_from = p.cpu_seconds;
-                    let per_job = if h.len() > 0 {
+                    let per_job = if !h.is_empty() {
                         used * 1e6 / h.len() as f64
                     } else {
                         0.0
