@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every benchmark and prints its figures (docs/benchmarks.md records them):
 #   1. the scheduler's micro-benchmarks (criterion),
-#   2. turnstile-load's scenarios against a release server started here on 127.0.0.1,
+#   2. turnstile-load's scenarios against a release server started here on 127.0.0.1 (the
+#      ageing one twice on a fresh server: a million jobs each, a few minutes),
 #   3. the page's bundle size and navigation-to-hydrated time in Chromium.
 # JSON reports go to target/bench/. Release builds (the first one takes a while on 2 cores).
 # BENCH_QUICK=1 runs shorter versions (for trying the script out, not for the record).
@@ -11,8 +12,8 @@ source scripts/env.sh
 out=target/bench
 mkdir -p "$out"
 quick="${BENCH_QUICK:-0}"
-dur=30; hold_big=10000; jobs=100000
-[ "$quick" = 1 ] && { dur=5; hold_big=1000; jobs=2000; }
+dur=30; hold_big=10000; jobs=100000; age_jobs=1000000
+[ "$quick" = 1 ] && { dur=5; hold_big=1000; jobs=2000; age_jobs=20000; }
 echo "bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%F)"
 
 echo "bench: building (release)"
@@ -84,6 +85,12 @@ load --json "$out/chat-16.json" chat --clients 16 --rounds 2 --stagger-ms 250 --
 
 echo "bench: llama.cpp on the same file and threads (the anchor; built once, not in CI)"
 scripts/anchor-llamacpp.sh | tee "$out/anchor-llamacpp.txt"
+
+echo "bench: ageing (a million distinct 2x2 adds on a fresh server, then a million more on the same one)"
+start
+for run in fresh aged; do
+  load --json "$out/age-$run.json" age --jobs "$age_jobs" --clients 100 --duration 3600
+done
 
 echo "bench: soak (three runs on one server: the first sets its memory's high-water mark)"
 start --resume-window 15s

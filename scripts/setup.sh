@@ -43,6 +43,17 @@ fi
 apt_install pkg-config ca-certificates
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 [ $want_test -eq 1 ] && apt_install chromium
+# The reverse-proxy tests (server/tests/proxy.rs) start their own nginx; the package's system
+# service is not wanted (where the package started it, it is stopped and disabled once).
+if [ $want_test -eq 1 ] && ! dpkg -s nginx >/dev/null 2>&1; then
+  apt_install nginx
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/nginx ]; then
+    $SUDO /etc/init.d/nginx stop >/dev/null 2>&1 || true
+    $SUDO update-rc.d nginx disable >/dev/null 2>&1 || true
+  fi
+fi
 
 source scripts/env.sh
 

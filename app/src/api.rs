@@ -47,8 +47,14 @@ pub struct ErrorDetail {
 /// `GET /api/device/queue`: the device lock's counters (seed 000's shape, plus more).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeviceQueue {
-    /// Jobs that have finished on the device (successfully or not), since start.
+    /// Requests served since start: jobs that finished on the device (successfully or not) plus
+    /// those answered from the result cache (`cache_hits`), so that ten identical requests count
+    /// ten.
     pub total_requests: u64,
+    /// Of `total_requests`, those answered from the result cache without taking the device
+    /// (the same count as `/api/stats`' `cache.hits`).
+    #[serde(default)]
+    pub cache_hits: u64,
     /// Jobs waiting for the device now.
     pub currently_waiting: u64,
     /// The longest time any job waited for the device, since start.
@@ -166,6 +172,10 @@ pub struct QueueStats {
 pub struct ProcessStats {
     /// Resident memory, in bytes (0 where the platform does not say).
     pub rss_bytes: u64,
+    /// CPU time the process has used since start (user plus system, all threads), in seconds
+    /// (0 where the platform does not say).
+    #[serde(default)]
+    pub cpu_seconds: f64,
     /// Open WebSocket connections.
     pub websocket_connections: u64,
 }
@@ -323,5 +333,36 @@ impl SubsystemHealth {
             status: "ok".into(),
             detail: "not reported".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_device_queue_counts_cache_hits_and_reads_the_older_shape() {
+        let q = DeviceQueue {
+            total_requests: 10,
+            cache_hits: 9,
+            currently_waiting: 0,
+            max_wait_time_seconds: 0.5,
+            running: 0,
+            max_concurrent: 1,
+        };
+        let golden = json!({"total_requests":10,"cache_hits":9,"currently_waiting":0,
+            "max_wait_time_seconds":0.5,"running":0,"max_concurrent":1});
+        assert_eq!(serde_json::to_value(&q).unwrap(), golden);
+        assert_eq!(serde_json::from_value::<DeviceQueue>(golden).unwrap(), q);
+        // A server from before `cache_hits` still decodes (as no hits).
+        let old = json!({"total_requests":1,"currently_waiting":0,"max_wait_time_seconds":0.0,
+            "running":0,"max_concurrent":1});
+        assert_eq!(
+            serde_json::from_value::<DeviceQueue>(old)
+                .unwrap()
+                .cache_hits,
+            0
+        );
     }
 }

@@ -14,5 +14,11 @@ test("the stats page shows live numbers from the server", async ({ page, server,
   const total = Number(await page.getByTestId("stats-total").textContent());
   expect(total).toBeGreaterThanOrEqual(2);
   await expect(page.getByTestId("stats-health")).toContainText("healthy");
+  // Every subsystem /health reports has its line, the model included.
+  const health = await (await request.get(server.url + "/health")).json();
+  for (const key of ["scheduler", "device", "websocket", "model"]) {
+    await expect(page.getByTestId(`stats-subsystem-${key}`)).toContainText(health.subsystems[key].status);
+  }
+  await expect(page.getByTestId("stats-subsystem-model")).toContainText("Model");
   await expect(page.getByTestId("stats-chart")).toBeVisible();
 });

@@ -1,4 +1,4 @@
-//! Turnstile's load generator, as a library: five scenarios that drive a running Turnstile server
+//! Turnstile's load generator, as a library: six scenarios that drive a running Turnstile server
 //! over its public API only (the WebSocket at `/ws`, `POST /api/execute` and `GET /api/stats`)
 //! and report what they measured. The `turnstile-load` binary (`main.rs`) is a thin CLI over it;
 //! the tests run the same scenarios in small form against an in-process server.
@@ -11,7 +11,8 @@
 //! - [`stats`]: reading `/api/stats` before and after a run; device utilization and memory.
 //! - [`jobs`]: the jobs the scenarios submit (distinct calculator adds, test-mode sleeps, chats).
 //! - [`report`]: latency percentiles, error tallies, Jain's index, tables and JSON output.
-//! - [`saturate`], [`hold`], [`flood`], [`chat`], [`soak`]: one scenario each (see their docs).
+//! - [`saturate`], [`hold`], [`flood`], [`chat`], [`soak`], [`age`]: one scenario each (see their
+//!   docs).
 //!
 //! Every scenario is bounded in count and in time; a socket or protocol failure is counted as an
 //! error with its reason, never a panic. A scenario returns `Err` only when it could not measure
@@ -27,6 +28,7 @@
 //! | flood | `flood --flood-jobs 200 --light 9 --job-ms 20` | `--test-mode --max-waiting-per-session 256`, `--queue-order fair` or `fifo` |
 //! | chat | `chat --clients 4 --max-tokens 64` | the chat model (the embedded one by default) |
 //! | soak | `soak --clients 1000 --jobs 100000 --chat-share 0.02 --churn 0.10 --duration 600` | `--max-waiting 20000 --rate-per-ip 0 --max-connections-per-ip 0`, and `ulimit -n` above the clients |
+//! | age | `age --jobs 1000000 --clients 100` | `--rate-per-ip 0 --rate-per-session 0 --rate-per-connection 0` (a release server) |
 //!
 //! **Fairness.** The flood scenario reports Jain's fairness index over the sessions it ran,
 //! `J = (Σx)² / (n·Σx²)`, where `x_i` is session `i`'s service rate: the device time it received
@@ -34,6 +36,7 @@
 //! submission to its last job's end). `J` is 1 when every session got the device at the same
 //! rate and `1/n` when one session got it all.
 
+pub mod age;
 pub mod chat;
 pub mod client;
 pub mod fleet;

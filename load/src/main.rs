@@ -7,7 +7,7 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use turnstile_load::{chat, client, flood, hold, report, saturate, soak};
+use turnstile_load::{age, chat, client, flood, hold, report, saturate, soak};
 
 /// Turnstile's load generator. Start the server with `--test-mode` for the sleep jobs; see each
 /// scenario's help for the flags it needs.
@@ -43,6 +43,10 @@ enum Scenario {
     /// protocol violations, every job accounted for, the queue and memory back to normal.
     /// Server: `--max-waiting 20000 --rate-per-ip 0 --max-connections-per-ip 0` for many clients.
     Soak(soak::SoakOptions),
+    /// A million tiny jobs (distinct 2x2 adds): jobs/s, p99 and the server's memory for each
+    /// tenth of the run, the last tenth against the first.
+    /// Server: release build, `--rate-per-ip 0 --rate-per-session 0 --rate-per-connection 0`.
+    Age(age::AgeOptions),
 }
 
 #[tokio::main]
@@ -68,6 +72,9 @@ async fn main() -> ExitCode {
         Scenario::Soak(o) => soak::run(&cli.addr, o)
             .await
             .and_then(|r| emit(&cli, r.table().to_string(), &r)),
+        Scenario::Age(o) => age::run(&cli.addr, o)
+            .await
+            .and_then(|r| emit(&cli, r.table(), &r)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -116,6 +116,11 @@ impl ResultCache {
         }
     }
 
+    /// Jobs answered from the cache since start.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
     /// The `cache` section of `/api/stats`.
     pub fn stats(&self) -> CacheStats {
         let (size, bytes) = match &self.entries {

@@ -127,6 +127,24 @@ pub struct Config {
     #[arg(long, env = "TURNSTILE_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
 
+    /// Reverse proxies whose forwarding headers are believed: addresses or CIDR ranges,
+    /// comma-separated (e.g. `127.0.0.1,10.0.0.0/8`). A request from one of them is treated as
+    /// coming from the right-most address in its forwarding header that is not itself a trusted
+    /// proxy, over the scheme the proxy reports (https gives the cookie `Secure` and HSTS). From
+    /// any other peer those headers are ignored. Default: none (the TCP peer is the client).
+    #[arg(long, env = "TURNSTILE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::client_addr::parse_trusted_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// The header the trusted proxies write: `x-forwarded-for` (with `X-Forwarded-Proto`) or
+    /// `forwarded` (RFC 7239). Only this one is read.
+    #[arg(
+        long,
+        env = "TURNSTILE_PROXY_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for"
+    )]
+    pub proxy_header: crate::client_addr::ProxyHeader,
+
     /// Who may frame the embeddable widgets (`/embed/...`): `*` (anyone, the default) or a
     /// comma-separated list of origins such as `https://example.com`. Sent as
     /// `Content-Security-Policy: frame-ancestors`; every other page refuses framing.
@@ -304,6 +322,28 @@ mod tests {
         assert_eq!(c.queue_order, crate::scheduler::QueueOrder::Fair);
         assert_eq!(c.max_waiting_per_session, 32);
         assert_eq!(c.prefetch, 1);
+        assert!(c.trusted_proxies.is_empty());
+        assert_eq!(
+            c.proxy_header,
+            crate::client_addr::ProxyHeader::XForwardedFor
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_list_of_addresses_and_ranges() {
+        let c = Config::parse_from([
+            "turnstile",
+            "--trusted-proxies",
+            "127.0.0.1,10.0.0.0/8",
+            "--trusted-proxies",
+            "::1",
+            "--proxy-header",
+            "forwarded",
+        ]);
+        let nets: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]);
+        assert_eq!(c.proxy_header, crate::client_addr::ProxyHeader::Forwarded);
+        assert!(Config::try_parse_from(["turnstile", "--trusted-proxies", "proxy.local"]).is_err());
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub fn frame_policy(path: &str, frame_ancestors: &[String]) -> String {
 /// their script policy in a `<meta>`: see `app::content_security_policy`.)
 pub async fn frame_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
+    let secure = crate::client_addr::ClientAddr::of(req.extensions()).secure(&state.config);
     let mut response = next.run(req).await;
     let policy = format!(
         "{}; object-src 'none'; base-uri 'none'",
@@ -63,8 +64,9 @@ pub async fn frame_layer(State(state): State<AppState>, req: Request, next: Next
         "permissions-policy",
         HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=()"),
     );
-    if state.config.secure_cookies {
-        // Served over TLS (the same switch as the cookie's Secure flag): stay on it.
+    if secure {
+        // Served over TLS (`--secure-cookies`, or a trusted proxy said https; the same switch
+        // as the cookie's Secure flag): stay on it.
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000"),

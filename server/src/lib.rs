@@ -12,6 +12,7 @@ pub mod cache;
 pub mod calc;
 pub mod chat;
 pub mod chat_stream;
+pub mod client_addr;
 pub mod config;
 pub mod conversations;
 pub mod device;
@@ -317,6 +318,11 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             embed::frame_layer,
+        ))
+        // Outermost of the state's layers: every one above reads the client it names.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            client_addr::layer,
         ))
         .with_state(state)
         .layer(PropagateRequestIdLayer::x_request_id())

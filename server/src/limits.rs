@@ -5,7 +5,8 @@
 //! cap is refused before the upgrade. Every limit is a flag with a safe default; 0 turns it off.
 //!
 //! What counts as a request: every HTTP request except the site's static files, and every
-//! WebSocket message (against its connection, its session and its address).
+//! WebSocket message (against its connection, its session and its address). An address is the
+//! client's as [`crate::client_addr`] resolved it (behind a trusted proxy, the visitor's).
 //!
 //! Concurrency: the rate limiters are lock-free keyed maps (`governor` on `dashmap`); the
 //! connection counts sit behind one small mutex, taken to open and to close a connection.
@@ -179,10 +180,7 @@ pub async fn http_layer(
     let path = req.uri().path();
     let static_file = path.starts_with("/pkg/") || path == "/favicon.ico";
     if !static_file {
-        let ip = req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
+        let ip = crate::client_addr::ClientAddr::of(req.extensions()).ip;
         let session = req
             .extensions()
             .get::<crate::session::SessionId>()

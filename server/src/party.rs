@@ -1,7 +1,8 @@
 //! Who a request is, as the fair queue sees it (a [`Party`]): the API key it carries, if that key
 //! is configured (with the key's weight); otherwise its session, when the request named one
 //! (cookie, header or query); otherwise, for an anonymous HTTP client that names no session, its
-//! address, so that a client cannot claim a fresh share of the device with every request.
+//! address (the client's, behind a trusted proxy: [`crate::client_addr`]), so that a client cannot
+//! claim a fresh share of the device with every request.
 //!
 //! Party keys are internal (logs never show them, clients never see them). Concurrency: pure
 //! functions of the request and the configuration.
@@ -75,10 +76,7 @@ impl axum::extract::FromRequestParts<crate::AppState> for RequestParty {
             .cloned()
             .unwrap_or_default();
         let new_session = parts.extensions.get::<NewSession>().is_some();
-        let peer = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
+        let peer = crate::client_addr::ClientAddr::of(&parts.extensions).ip;
         Ok(RequestParty(of_request(
             &state.config.api_keys,
             &parts.headers,

@@ -124,11 +124,15 @@ async fn snapshot(state: &AppState) -> Result<Snapshot, AppError> {
         .ok_or_else(|| AppError::new(ErrorCode::ShuttingDown, "the scheduler has stopped"))
 }
 
-/// `GET /api/device/queue`.
+/// `GET /api/device/queue`: the scheduler's counters, with the requests the result cache answered
+/// counted in `total_requests` too (and on their own in `cache_hits`).
 pub async fn device_queue(
     State(state): State<AppState>,
 ) -> Result<Json<app::api::DeviceQueue>, AppError> {
-    Ok(Json(snapshot(&state).await?.device_queue))
+    let mut queue = snapshot(&state).await?.device_queue;
+    queue.cache_hits = state.cache.hits();
+    queue.total_requests += queue.cache_hits;
+    Ok(Json(queue))
 }
 
 /// `GET /queue/status`: totals for anyone; the job-level list only for the admin when an admin
@@ -151,6 +155,7 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<app::api::Stats
     stats.cache = state.cache.stats();
     stats.process = app::api::ProcessStats {
         rss_bytes: crate::stats::process_rss_bytes().unwrap_or(0),
+        cpu_seconds: crate::stats::process_cpu_seconds().unwrap_or(0.0),
         websocket_connections: state.connections.load(Ordering::Relaxed) as u64,
     };
     Ok(Json(stats))

@@ -112,6 +112,7 @@ pub async fn session_layer(
     next: Next,
 ) -> Response {
     let (found, from_cookie) = from_request(&req);
+    let secure = crate::client_addr::ClientAddr::of(req.extensions()).secure(&state.config);
     // A new session costs nothing until it stores something: its row is made with its first
     // conversation, so anonymous API traffic never writes to the database.
     let id = match found {
@@ -124,7 +125,7 @@ pub async fn session_layer(
     req.extensions_mut().insert(id.clone());
     let mut response = next.run(req).await;
     if !from_cookie {
-        if let Ok(v) = cookie(&id, state.config.retention, state.config.secure_cookies).parse() {
+        if let Ok(v) = cookie(&id, state.config.retention, secure).parse() {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
     }

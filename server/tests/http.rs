@@ -40,6 +40,7 @@ async fn ten_requests_in_a_row_are_counted() {
     }
     let q = server.get_json("/api/device/queue").await;
     assert_eq!(q["total_requests"], 10);
+    assert_eq!(q["cache_hits"], 0, "ten different jobs");
     assert_eq!(q["currently_waiting"], 0);
     assert!(q["max_wait_time_seconds"].is_number());
     let stats = server.get_json("/api/stats").await;
@@ -51,6 +52,43 @@ async fn ten_requests_in_a_row_are_counted() {
             > 0.0
     );
     assert!(stats["performance"]["p99_response_time"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test]
+async fn cached_answers_count_as_requests_served_and_as_hits() {
+    let server = TestServer::start(&[]).await;
+    let job = json!({"op":"matmul","a":{"shape":[2,2],"data":[1,2,3,4]},"b":{"shape":[2,2],"data":[5,6,7,8]}});
+    let mut cached = 0;
+    for _ in 0..10 {
+        let (status, _, body) = execute(&server, job.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["result"]["data"], json!([19.0, 22.0, 43.0, 50.0]));
+        cached += u64::from(body["cached"] == true);
+    }
+    assert_eq!(
+        cached, 9,
+        "the first is computed, the other nine come from the cache"
+    );
+    let q = server.get_json("/api/device/queue").await;
+    assert_eq!(
+        (&q["total_requests"], &q["cache_hits"]),
+        (&json!(10), &json!(9)),
+        "ten identical requests count ten, nine of them hits: {q}"
+    );
+    // The same hits as /api/stats reports; the device's own counters saw one job.
+    let stats = server.get_json("/api/stats").await;
+    assert_eq!(stats["cache"]["hits"], 9);
+    assert_eq!(stats["performance"]["total_requests"], 1);
+    assert_eq!(server.get_json("/queue/status").await["total_processed"], 1);
+    // A different job is computed and counted once more, not as a hit.
+    let (status, _, body) =
+        execute(&server, json!({"op":"sum","a":{"shape":[2],"data":[1,2]}})).await;
+    assert_eq!(status, 200, "{body}");
+    let q = server.get_json("/api/device/queue").await;
+    assert_eq!(
+        (&q["total_requests"], &q["cache_hits"]),
+        (&json!(11), &json!(9))
+    );
 }
 
 #[tokio::test]

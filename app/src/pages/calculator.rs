@@ -207,7 +207,8 @@ pub fn CalculatorPage() -> impl IntoView {
             <header class="page-header">
                 <h1>"Tensor calculator"</h1>
                 <p class="lede">
-                    "Jobs from everyone share one device, first come first served. "
+                    "Everyone's jobs share one device, taking turns fairly: if someone sends "
+                    "many jobs at once, yours still goes ahead of their next one. "
                     "You see your place in the queue while you wait."
                 </p>
             </header>

@@ -153,11 +153,16 @@ pub fn StatsPage() -> impl IntoView {
             h.as_ref()
                 .map(|h| {
                     let s = &h.subsystems;
-                    [("Scheduler", &s.scheduler), ("Device", &s.device), ("WebSocket", &s.websocket)]
+                    [
+                        ("Scheduler", "scheduler", &s.scheduler),
+                        ("Device", "device", &s.device),
+                        ("WebSocket", "websocket", &s.websocket),
+                        ("Model", "model", &s.model),
+                    ]
                         .into_iter()
-                        .map(|(name, sub)| {
+                        .map(|(name, key, sub)| {
                             view! {
-                                <li>
+                                <li data-testid={format!("stats-subsystem-{key}")}>
                                     <span class="sub-name">{name}</span>
                                     " "
                                     <span class=if sub.status == "ok" { "badge ok" } else { "badge warn" }>{sub.status.clone()}</span>

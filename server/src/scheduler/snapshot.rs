@@ -81,7 +81,10 @@ impl Task {
             waiting_by_kind: self.waiting_kinds.iter().map(|(k, n)| (*k, *n)).collect(),
             prefetched: prefetched as u64,
             device_queue: DeviceQueue {
+                // The device's jobs; the handler adds the cache's answers (the scheduler never
+                // sees them).
                 total_requests: self.stats.total_finished,
+                cache_hits: 0,
                 currently_waiting: waiting,
                 max_wait_time_seconds: self.stats.max_wait.as_secs_f64(),
                 running,

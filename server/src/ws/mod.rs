@@ -9,7 +9,7 @@
 //! reason in the log, and its chat jobs go on for a later `resume`. Nothing a client does can
 //! hold up a job, the scheduler or another connection. Incoming messages are limited per
 //! connection, per session and per address (`crate::limits`); connections are capped in total
-//! and per address before the upgrade.
+//! and per address before the upgrade (the client's address, `crate::client_addr`).
 //!
 //! Concurrency: one task per connection owns the socket and its cursors into the logs of the jobs
 //! it follows. Logs wake it through one `Notify`. Only the owner's session can resume a job, and a
@@ -27,13 +27,12 @@ use crate::AppState;
 use app::error_code::ErrorCode;
 use app::protocol::{JobId, ServerMessage};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use conn::Conn;
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -45,7 +44,7 @@ pub async fn upgrade(
     State(state): State<AppState>,
     Extension(session): Extension<SessionId>,
     crate::party::RequestParty(party): crate::party::RequestParty,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client: crate::client_addr::ClientAddr,
     headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -58,7 +57,7 @@ pub async fn upgrade(
         )
         .into_response();
     }
-    let ip = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let ip = client.ip;
     let place = match state.limits.open_connection(ip) {
         Ok(place) => place,
         Err(why) => {

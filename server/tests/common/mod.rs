@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use turnstile_server::config::Config;
 
+pub mod nginx;
 mod sessions;
 pub use sessions::*;
 
