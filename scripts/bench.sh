@@ -2,7 +2,7 @@
 # Runs every benchmark and prints its figures (docs/benchmarks.md records them):
 #   1. the scheduler's micro-benchmarks (criterion),
 #   2. turnstile-load's scenarios against a release server started here on 127.0.0.1 (the
-#      ageing one twice on a fresh server: a million jobs each, a few minutes),
+#      ageing one three times on one fresh server: a million jobs each, about five minutes),
 #   3. the page's bundle size and navigation-to-hydrated time in Chromium.
 # JSON reports go to target/bench/. Release builds (the first one takes a while on 2 cores).
 # BENCH_QUICK=1 runs shorter versions (for trying the script out, not for the record).
@@ -86,9 +86,9 @@ load --json "$out/chat-16.json" chat --clients 16 --rounds 2 --stagger-ms 250 --
 echo "bench: llama.cpp on the same file and threads (the anchor; built once, not in CI)"
 scripts/anchor-llamacpp.sh | tee "$out/anchor-llamacpp.txt"
 
-echo "bench: ageing (a million distinct 2x2 adds on a fresh server, then a million more on the same one)"
+echo "bench: ageing (three runs of a million distinct 2x2 adds on one fresh server)"
 start
-for run in fresh aged; do
+for run in 1 2 3; do
   load --json "$out/age-$run.json" age --jobs "$age_jobs" --clients 100 --duration 3600
 done
 
