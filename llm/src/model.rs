@@ -69,14 +69,7 @@ impl Logits {
 
     /// The index of row `i`'s largest logit (the first on ties): greedy decoding.
     pub fn argmax(&self, i: usize) -> u32 {
-        let row = self.row(i);
-        let mut best = 0;
-        for (j, &v) in row.iter().enumerate() {
-            if v > row[best] {
-                best = j;
-            }
-        }
-        best as u32
+        crate::sampler::argmax(self.row(i))
     }
 
     /// All rows, row-major.

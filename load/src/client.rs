@@ -92,6 +92,35 @@ impl WsClient {
         }
     }
 
+    /// Opens `n` connections, each a session of its own, with at most [`CONNECT_CONCURRENCY`]
+    /// handshakes at once; those that fail are tallied in `errors` and left out.
+    pub async fn connect_many(
+        addr: &str,
+        n: usize,
+        deadline: Instant,
+        errors: &mut crate::report::Errors,
+    ) -> Vec<WsClient> {
+        let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+        let connecting: Vec<_> = (0..n)
+            .map(|_| {
+                let (gate, addr) = (Arc::clone(&gate), addr.to_owned());
+                tokio::spawn(async move {
+                    let _permit = gate.acquire().await;
+                    WsClient::connect(&addr, &new_session(), deadline).await
+                })
+            })
+            .collect();
+        let mut sockets = Vec::with_capacity(n);
+        for task in connecting {
+            match task.await {
+                Ok(Ok(client)) => sockets.push(client),
+                Ok(Err(failure)) => errors.add(failure.kind, &failure.detail),
+                Err(e) => errors.add("task_failed", &e.to_string()),
+            }
+        }
+        sockets
+    }
+
     /// Sends one client message as a text frame.
     pub async fn send(&mut self, msg: &ClientMessage) -> Result<(), Failure> {
         let text =

@@ -7,7 +7,7 @@
 //! they never touched the device), and the device's utilization from the server's busy time.
 //! WebSocket clients connect first; the clock starts when all are connected.
 
-use crate::client::{Recv, WsClient, CONNECT_CONCURRENCY};
+use crate::client::{Recv, WsClient};
 use crate::jobs::{self, CalcKind};
 use crate::report::{self, Errors, Latency, Table};
 use crate::stats::{self, ServerFigures};
@@ -17,7 +17,6 @@ use app::protocol::{CalcJob, ServerMessage};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// How jobs reach the server.
@@ -136,23 +135,11 @@ pub async fn run(addr: &str, opts: &SaturateOptions) -> RunResult<SaturateReport
     // WebSocket clients connect before the clock starts.
     let mut sockets: Vec<Option<WsClient>> = Vec::new();
     if opts.transport == Transport::Ws {
-        let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
-        let connecting: Vec<_> = (0..opts.clients)
-            .map(|_| {
-                let (gate, addr) = (Arc::clone(&gate), addr.to_owned());
-                tokio::spawn(async move {
-                    let _permit = gate.acquire().await;
-                    WsClient::connect(&addr, &crate::client::new_session(), deadline).await
-                })
-            })
+        sockets = WsClient::connect_many(addr, opts.clients, deadline, &mut setup.errors)
+            .await
+            .into_iter()
+            .map(Some)
             .collect();
-        for task in connecting {
-            match task.await {
-                Ok(Ok(client)) => sockets.push(Some(client)),
-                Ok(Err(failure)) => setup.errors.add(failure.kind, &failure.detail),
-                Err(e) => setup.errors.add("task_failed", &e.to_string()),
-            }
-        }
     }
 
     let before = stats::fetch(&http, addr).await?;

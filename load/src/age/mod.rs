@@ -14,7 +14,7 @@
 
 pub mod report;
 
-use crate::client::{Recv, WsClient, CONNECT_CONCURRENCY};
+use crate::client::{Recv, WsClient};
 use crate::report::{histogram, Errors};
 use crate::stats;
 use crate::{jobs, RunResult};
@@ -24,7 +24,7 @@ use report::{AgeReport, Boundary, TENTHS};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// The ageing scenario's knobs (also its CLI flags).
@@ -119,24 +119,7 @@ pub async fn run(addr: &str, opts: &AgeOptions) -> RunResult<AgeReport> {
     let nonce = jobs::run_nonce();
     let mut total = Tally::new();
 
-    let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
-    let connecting: Vec<_> = (0..opts.clients)
-        .map(|_| {
-            let (gate, addr) = (Arc::clone(&gate), addr.to_owned());
-            tokio::spawn(async move {
-                let _permit = gate.acquire().await;
-                WsClient::connect(&addr, &crate::client::new_session(), deadline).await
-            })
-        })
-        .collect();
-    let mut sockets = Vec::new();
-    for task in connecting {
-        match task.await {
-            Ok(Ok(client)) => sockets.push(client),
-            Ok(Err(failure)) => total.errors.add(failure.kind, &failure.detail),
-            Err(e) => total.errors.add("task_failed", &e.to_string()),
-        }
-    }
+    let sockets = WsClient::connect_many(addr, opts.clients, deadline, &mut total.errors).await;
 
     let before = stats::fetch(&http, addr).await?;
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -320,7 +320,8 @@ impl Task {
             let Some((key, mut w)) = line.queue.pop_first() else {
                 break;
             };
-            if w.sink.is_closed() {
+            let owner_gone = w.sink.is_closed();
+            if owner_gone {
                 line.clock.withdrawn(&w.party, &w.tags);
             } else {
                 line.clock.dispatched(&w.tags);
@@ -328,7 +329,7 @@ impl Task {
             self.left_queue(&w);
             self.waiting_ids.remove(&w.id);
             self.deadlines.remove(&(w.deadline, resource, key));
-            if w.sink.is_closed() {
+            if owner_gone {
                 continue;
             }
             let Some(tx) = self.tx.upgrade() else {

@@ -93,7 +93,7 @@ impl LaneBoard {
         }
     }
 
-    /// Records a request admitted (its prompt and requested length) and an answer ended.
+    /// Records a request admitted: its prompt and requested length.
     pub fn record_admitted(&self, prompt_tokens: usize, max_new: usize) {
         let mut s = self.state.lock();
         s.prompt_tokens = (s.prompt_tokens * 7.0 + prompt_tokens as f64) / 8.0;

@@ -159,10 +159,8 @@ impl Engine {
             }
             let _ = lane.reply.send(result);
         }
-        self.pending.retain(|r| {
-            let gone = r.ctx.cancel.is_cancelled() || r.reply.is_closed();
-            !gone
-        });
+        self.pending
+            .retain(|r| !r.ctx.cancel.is_cancelled() && !r.reply.is_closed());
     }
 
     /// Admits waiting requests in arrival order while a lane is free and the head's reservation
