@@ -6,22 +6,31 @@
 //! expires jobs that waited too long, announces positions at most once per coalescing interval,
 //! and closes the device when it has been idle for its keep-alive.
 //!
+//! It also drives the dispatched jobs' runners (see `runner`): their futures live here, so a
+//! job's end is handled where the bookkeeping is, with no message between tasks.
+//!
 //! Positions count every job of the same resource ahead: for device jobs the prefetched ones
 //! (dispatched beyond `max_concurrent`, not started yet) and the line's; for lane jobs the
 //! line's. Every operation on a command is O(log n) in the number of
 //! waiting jobs; position announcements cost O(k log n) per interval for the k jobs that moved
 //! (see `queue`).
 
-use super::jobs::{Running, Waiting};
-use super::line::{Lines, Resource};
-use super::queue::QueueKey;
-use super::runner::{self, RunSpec};
-use super::{Command, EventSink, Executor, JobEvent, SchedulerConfig};
+use crate::admission::PartyCaps;
+use crate::config::SchedulerConfig;
+use crate::context::{Emitter, JobStart};
 use crate::device::DeviceHost;
-use crate::error::JobError;
-use crate::job::Work;
-use crate::stats::Stats;
-use app::protocol::JobId;
+use crate::error::Error;
+use crate::event::{Event, JobId};
+use crate::executor::{Executor, Job};
+use crate::handle::Command;
+use crate::jobs::{Running, Waiting};
+use crate::line::{Lines, Resource};
+use crate::observer::Observer;
+use crate::queue::QueueKey;
+use crate::runner::{self, Ended, RunSpec};
+use crate::stats::{Stats, UtilizationWindow};
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,42 +39,44 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-pub(super) struct Task {
-    pub(super) config: SchedulerConfig,
-    pub(super) device: Arc<DeviceHost>,
-    pub(super) executor: Arc<dyn Executor>,
-    /// For runners to report back; weak so the task ends when every handle is gone.
-    tx: mpsc::WeakUnboundedSender<Command>,
+pub(crate) struct Task<X: Executor> {
+    pub(crate) config: SchedulerConfig,
+    pub(crate) device: Arc<DeviceHost<X::Device>>,
+    pub(crate) executor: Arc<X>,
     permits: Arc<Semaphore>,
+    /// Each party's waiting jobs (for the view).
+    pub(crate) party_caps: Arc<PartyCaps>,
+    /// The dispatched jobs' runners, driven by this task.
+    runners: FuturesUnordered<BoxFuture<'static, Ended<X>>>,
     /// The jobs waiting for each resource, in fair order.
-    pub(super) lines: Lines,
+    pub(crate) lines: Lines<X>,
     /// Expected device time per job kind (moving averages), for the fair order's costs.
     costs: HashMap<&'static str, Duration>,
     /// Moving average of run times per resource (indexed like [`Resource::ALL`]), for waits:
     /// a chat's turn in a lane and a calculator job's on the device have nothing in common.
-    pub(super) avg_run_by: [Duration; 2],
+    pub(crate) avg_run_by: [Duration; 2],
     /// Dispatches so far.
     dispatched: u64,
     /// Published moving average of run times, for the handle's retry hints.
     avg_run_us: Arc<AtomicU64>,
     /// Recent samples of the device's busy time, for its utilization.
-    pub(super) utilization: crate::stats::UtilizationWindow,
+    pub(crate) utilization: UtilizationWindow,
     /// Waiting jobs by kind (for `/metrics`).
-    pub(super) waiting_kinds: HashMap<&'static str, u64>,
-    /// Where events are counted for `/metrics`.
-    metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) waiting_kinds: HashMap<&'static str, u64>,
+    /// Where counters and timings are reported.
+    observer: Arc<dyn Observer>,
     /// Waiting jobs by id: their line and place in it.
-    pub(super) waiting_ids: HashMap<JobId, (Resource, QueueKey)>,
+    pub(crate) waiting_ids: HashMap<JobId, (Resource, QueueKey)>,
     /// Wait deadlines, earliest first.
-    pub(super) deadlines: BTreeSet<(Instant, Resource, QueueKey)>,
+    pub(crate) deadlines: BTreeSet<(Instant, Resource, QueueKey)>,
     /// Dispatched jobs (device and lane alike).
-    pub(super) running: HashMap<JobId, Running>,
+    pub(crate) running: HashMap<JobId, Running<X>>,
     /// How many of `running` take each resource (indexed like [`Resource::ALL`]).
-    pub(super) running_by: [usize; 2],
+    pub(crate) running_by: [usize; 2],
     next_seq: u64,
-    pub(super) stats: Stats,
+    pub(crate) stats: Stats,
     /// When positions were last announced.
-    pub(super) last_flush: Instant,
+    pub(crate) last_flush: Instant,
     /// Set once shutdown began: nothing new starts.
     draining: bool,
     /// Waiting for the device to be idle (a shutdown's drain).
@@ -73,28 +84,28 @@ pub(super) struct Task {
 }
 
 /// Everything the task starts with.
-pub(super) struct TaskParts {
+pub(crate) struct TaskParts<X: Executor> {
     pub config: SchedulerConfig,
-    pub device: Arc<DeviceHost>,
-    pub executor: Arc<dyn Executor>,
-    pub tx: mpsc::WeakUnboundedSender<Command>,
-    pub rx: mpsc::UnboundedReceiver<Command>,
+    pub device: Arc<DeviceHost<X::Device>>,
+    pub executor: Arc<X>,
+    pub rx: mpsc::UnboundedReceiver<Command<X>>,
     pub permits: Arc<Semaphore>,
     pub avg_run_us: Arc<AtomicU64>,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub party_caps: Arc<PartyCaps>,
+    pub observer: Arc<dyn Observer>,
     pub shutdown: CancellationToken,
 }
 
-pub(super) fn spawn(parts: TaskParts) {
+pub(crate) fn spawn<X: Executor>(parts: TaskParts<X>) {
     let TaskParts {
         config,
         device,
         executor,
-        tx,
         rx,
         permits,
         avg_run_us,
-        metrics,
+        party_caps,
+        observer,
         shutdown,
     } = parts;
     let initial_run = config.initial_run_estimate;
@@ -104,15 +115,16 @@ pub(super) fn spawn(parts: TaskParts) {
         config,
         device,
         executor,
-        tx,
         permits,
+        party_caps,
+        runners: FuturesUnordered::new(),
         costs: HashMap::new(),
         avg_run_by: [initial_run; 2],
         dispatched: 0,
         avg_run_us,
-        utilization: crate::stats::UtilizationWindow::default(),
+        utilization: UtilizationWindow::default(),
         waiting_kinds: HashMap::new(),
-        metrics,
+        observer,
         waiting_ids: HashMap::new(),
         deadlines: BTreeSet::new(),
         running: HashMap::new(),
@@ -125,25 +137,52 @@ pub(super) fn spawn(parts: TaskParts) {
     tokio::spawn(task.run(rx, shutdown));
 }
 
-/// Sends an event that must not be lost: at once if the sink has room, else from a short task.
-pub(super) fn deliver(sink: &EventSink, id: &JobId, event: JobEvent) {
-    // An owner that is gone has nobody to tell.
-    let _ = sink.send((id.clone(), event));
+/// What woke the task.
+enum Wake<X: Executor> {
+    Shutdown,
+    Command(Command<X>),
+    /// Every handle is gone.
+    Orphaned,
+    Ended(Ended<X>),
+    Tick,
 }
 
-impl Task {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>, shutdown: CancellationToken) {
+impl<X: Executor> Task<X> {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Command<X>>,
+        shutdown: CancellationToken,
+    ) {
         let mut tick =
             tokio::time::interval(self.config.position_interval.min(Duration::from_secs(1)));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut orphaned = false;
         loop {
-            tokio::select! {
-                _ = shutdown.cancelled(), if !self.draining => self.drain(),
-                cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.handle(cmd),
-                    None => break,
-                },
-                _ = tick.tick() => self.housekeeping(Instant::now()),
+            let wake = tokio::select! {
+                _ = shutdown.cancelled(), if !self.draining => Wake::Shutdown,
+                cmd = rx.recv(), if !orphaned => cmd.map_or(Wake::Orphaned, Wake::Command),
+                Some(ended) = self.runners.next(), if !self.runners.is_empty() => Wake::Ended(ended),
+                _ = tick.tick() => Wake::Tick,
+            };
+            match wake {
+                Wake::Shutdown => self.drain(),
+                Wake::Command(cmd) => {
+                    self.handle(cmd);
+                    // Take whatever else is queued before dispatching once for all of it.
+                    while let Ok(cmd) = rx.try_recv() {
+                        self.handle(cmd);
+                    }
+                }
+                Wake::Orphaned => {
+                    // Nobody can submit any more: finish what is dispatched, then stop.
+                    orphaned = true;
+                    self.drain();
+                }
+                Wake::Ended(ended) => self.ended(ended),
+                Wake::Tick => self.housekeeping(Instant::now()),
+            }
+            if orphaned && self.runners.is_empty() {
+                break;
             }
             self.dispatch();
             if self.running.is_empty() {
@@ -158,37 +197,13 @@ impl Task {
         tracing::debug!("scheduler task stopped");
     }
 
-    fn handle(&mut self, cmd: Command) {
+    fn handle(&mut self, cmd: Command<X>) {
         match cmd {
             Command::Submit(w) => self.enqueue(*w),
             Command::Cancel { id, notify } => self.cancel(id, notify),
-            Command::Finished {
-                id,
-                waited,
-                run,
-                failure,
-            } => {
-                if let Some(r) = self.running.remove(&id) {
-                    self.running_by[r.resource as usize] -= 1;
-                    if let Some(run) = run {
-                        self.metrics.on_finish(r.kind, waited, run);
-                        self.stats.on_start(waited);
-                        self.stats.on_finish(run, waited + run);
-                        self.avg_run_us
-                            .store(self.stats.avg_run.as_micros() as u64, Ordering::Relaxed);
-                        let avg = &mut self.avg_run_by[r.resource as usize];
-                        *avg = (*avg * 4 + run) / 5;
-                        let cost = self.costs.entry(r.kind).or_insert(run);
-                        *cost = (*cost * 4 + run) / 5;
-                    }
-                    if let Some(code) = failure {
-                        self.reject(code);
-                    }
-                }
-            }
             Command::Refused(code) => self.reject(code),
-            Command::Snapshot(reply) => {
-                let _ = reply.send(self.snapshot());
+            Command::View(reply) => {
+                let _ = reply.send(self.view());
             }
             Command::WhenIdle(reply) => self.idle_waiters.push(reply),
             Command::CancelRunning => {
@@ -200,9 +215,45 @@ impl Task {
         }
     }
 
-    fn enqueue(&mut self, mut w: Waiting) {
+    /// A runner completed: the job left its resource. Bookkeeping first, then its owner hears
+    /// the end (see [`Ended::last`]).
+    fn ended(&mut self, ended: Ended<X>) {
+        let Ended {
+            id,
+            waited,
+            run,
+            failure,
+            last,
+        } = ended;
+        if let Some(r) = self.running.remove(&id) {
+            self.running_by[r.resource as usize] -= 1;
+            if let Some(run) = run {
+                self.observer.finished(r.kind, waited, run);
+                self.stats.on_start(waited);
+                self.stats.on_finish(run, waited + run);
+                self.avg_run_us
+                    .store(self.stats.avg_run.as_micros() as u64, Ordering::Relaxed);
+                let avg = &mut self.avg_run_by[r.resource as usize];
+                *avg = (*avg * 4 + run) / 5;
+                let cost = self.costs.entry(r.kind).or_insert(run);
+                *cost = (*cost * 4 + run) / 5;
+            }
+            if let Some(code) = failure {
+                self.reject(code);
+            }
+        }
+        // Hand the freed place on before the owner hears, so the next job is on its way.
+        self.dispatch();
+        if let Some((events, last)) = last {
+            events.send(last);
+        }
+    }
+
+    fn enqueue(&mut self, mut w: Waiting<X>) {
         if self.draining {
-            deliver(&w.sink, &w.id, JobEvent::Failed(JobError::ShuttingDown));
+            let _ = w
+                .sink
+                .send(w.id, Event::Ended(Err(Error::ShuttingDown.into())));
             return;
         }
         let cost = self.expected_cost(&w.job).as_micros() as u64;
@@ -213,18 +264,18 @@ impl Task {
         self.next_seq += 1;
         w.deadline = w.enqueued + self.config.max_wait;
         self.deadlines.insert((w.deadline, resource, key));
-        self.waiting_ids.insert(w.id.clone(), (resource, key));
-        let (sink, id) = (w.sink.clone(), w.id.clone());
+        self.waiting_ids.insert(w.id, (resource, key));
+        let (sink, id) = (Arc::clone(&w.sink), w.id);
         *self.waiting_kinds.entry(w.job.kind()).or_default() += 1;
         let position = line.queue.push(key, w);
         let queue_length = (line.queue.len() + self.prefetched(resource)) as u64;
-        let accepted = JobEvent::Accepted {
+        let accepted = Event::Accepted {
             position,
             queue_length,
             eta_ms: self.eta_ms(resource, position),
         };
         tracing::debug!(job_id = %id, position, "job queued");
-        deliver(&sink, &id, accepted);
+        sink.send(id, accepted);
     }
 
     fn cancel(&mut self, id: JobId, notify: bool) {
@@ -237,7 +288,7 @@ impl Task {
                 self.stats.cancelled += 1;
                 tracing::debug!(job_id = %id, notify, "waiting job cancelled");
                 if notify {
-                    deliver(&w.sink, &w.id, JobEvent::Failed(JobError::Cancelled));
+                    let _ = w.sink.send(w.id, Event::Ended(Err(Error::Cancelled.into())));
                 }
             }
         } else if let Some(r) = self.running.get(&id) {
@@ -248,35 +299,31 @@ impl Task {
     }
 
     /// A refusal or failure, counted for `/api/stats` and `/metrics`.
-    pub(super) fn reject(&mut self, code: &'static str) {
+    pub(crate) fn reject(&mut self, code: &'static str) {
         self.stats.on_rejected(code);
-        self.metrics.on_rejected(code);
+        self.observer.rejected(code);
     }
 
     /// Bookkeeping for a job that left the queue (for any reason).
-    pub(super) fn left_queue(&mut self, w: &Waiting) {
+    pub(crate) fn left_queue(&mut self, w: &Waiting<X>) {
         if let Some(n) = self.waiting_kinds.get_mut(w.job.kind()) {
             *n = n.saturating_sub(1);
         }
     }
 
-    /// Expected device time of a job: a test-mode `sleep` says it; otherwise the moving
-    /// average of its kind.
-    fn expected_cost(&self, job: &Work) -> Duration {
-        if let Work::Calc(c) = job {
-            if c.op == app::protocol::Op::Sleep {
-                return c.sleep_duration().unwrap_or_default();
-            }
-        }
-        self.costs
-            .get(job.kind())
-            .copied()
-            .unwrap_or(self.config.initial_run_estimate)
+    /// Expected device time of a job: its own hint, or the moving average of its kind.
+    fn expected_cost(&self, job: &X::Job) -> Duration {
+        job.cost_hint().unwrap_or_else(|| {
+            self.costs
+                .get(job.kind())
+                .copied()
+                .unwrap_or(self.config.initial_run_estimate)
+        })
     }
 
     /// Device jobs dispatched beyond `max_concurrent`: handed to the device, waiting for a
     /// place. (Lane jobs are never prefetched: a dispatched one is in its engine's hands.)
-    pub(super) fn prefetched(&self, resource: Resource) -> usize {
+    pub(crate) fn prefetched(&self, resource: Resource) -> usize {
         match resource {
             Resource::Device => self.running_by[Resource::Device as usize]
                 .saturating_sub(self.config.max_concurrent),
@@ -294,7 +341,7 @@ impl Task {
     }
 
     /// Whether some announced position in any line may be stale.
-    pub(super) fn any_dirty(&self) -> bool {
+    pub(crate) fn any_dirty(&self) -> bool {
         Resource::ALL
             .iter()
             .any(|r| self.lines.get(*r).queue.is_dirty())
@@ -332,20 +379,16 @@ impl Task {
             if owner_gone {
                 continue;
             }
-            let Some(tx) = self.tx.upgrade() else {
-                deliver(&w.sink, &w.id, JobEvent::Failed(JobError::ShuttingDown));
-                continue;
-            };
             let cancel = CancellationToken::new();
-            let start = Arc::new(super::JobStart::new(w.enqueued, w.places.take()));
+            let start = Arc::new(JobStart::new(w.enqueued, w.places.take()));
             self.running.insert(
-                w.id.clone(),
+                w.id,
                 Running {
                     cancel: cancel.clone(),
                     kind: w.job.kind(),
                     enqueued_wall: w.enqueued_wall,
                     order: self.dispatched,
-                    sink: w.sink.clone(),
+                    sink: Arc::clone(&w.sink),
                     told: w.told,
                     start: Arc::clone(&start),
                     resource,
@@ -353,10 +396,10 @@ impl Task {
             );
             self.running_by[resource as usize] += 1;
             self.dispatched += 1;
-            runner::spawn(RunSpec {
+            self.runners.push(runner::run(RunSpec {
                 id: w.id,
                 job: w.job,
-                sink: w.sink,
+                events: Emitter::new(w.id, w.sink),
                 start,
                 // A device job takes its place in the device's order now; a lane job has none
                 // (its engine puts its steps on the device).
@@ -366,9 +409,7 @@ impl Task {
                 executor: Arc::clone(&self.executor),
                 max_run: self.config.max_run,
                 max_wait: self.config.max_wait,
-                metrics: Arc::clone(&self.metrics),
-                tx,
-            });
+            }));
         }
     }
 
@@ -379,7 +420,9 @@ impl Task {
         for resource in Resource::ALL {
             while let Some((_, w)) = self.lines.get_mut(resource).queue.pop_first() {
                 self.left_queue(&w);
-                deliver(&w.sink, &w.id, JobEvent::Failed(JobError::ShuttingDown));
+                let _ = w
+                    .sink
+                    .send(w.id, Event::Ended(Err(Error::ShuttingDown.into())));
             }
             self.lines.get_mut(resource).queue.set_offset(0);
         }

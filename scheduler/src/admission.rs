@@ -7,7 +7,7 @@
 //! Concurrency: the per-party counts sit behind a small mutex, taken once to admit and once to
 //! release, never across an `.await`.
 
-use super::fair::Party;
+use crate::fair::Party;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //!   hands such jobs to the device threads `prefetch` ahead of their turn.
 //! - [`Resource::Lane`]: one of a batching engine's `lanes`. The job shares the device step by
 //!   step with the other lanes (chats on the local model, decoded together), so it does not hold
-//!   a device place; its executor says when it starts ([`super::RunContext::begin`]).
+//!   a device place; its executor says when it starts ([`crate::RunContext::begin`]).
 //!
 //! Each resource has its own [`Line`]: a waiting queue in fair order with its own fair clock, so
 //! a calculator job never waits behind a chat that waits for a lane (and the reverse), and a
@@ -14,9 +14,10 @@
 //!
 //! Concurrency: plain data, owned by the scheduler task alone.
 
-use super::fair::{FairClock, QueueOrder};
-use super::jobs::Waiting;
-use super::queue::WaitQueue;
+use crate::executor::Executor;
+use crate::fair::{FairClock, QueueOrder};
+use crate::jobs::Waiting;
+use crate::queue::WaitQueue;
 
 /// Which capacity a job waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,19 +42,19 @@ impl Resource {
 }
 
 /// The jobs waiting for one resource.
-pub(crate) struct Line {
+pub(crate) struct Line<X: Executor> {
     /// Waiting jobs in run order, with their announced positions.
-    pub(super) queue: WaitQueue<Waiting>,
+    pub(crate) queue: WaitQueue<Waiting<X>>,
     /// The fair order's virtual time and parties, for this resource.
-    pub(super) clock: FairClock,
+    pub(crate) clock: FairClock,
 }
 
 /// One line per resource.
-pub(crate) struct Lines([Line; 2]);
+pub(crate) struct Lines<X: Executor>([Line<X>; 2]);
 
-impl Lines {
+impl<X: Executor> Lines<X> {
     /// Empty lines ordered by `order`.
-    pub(super) fn new(order: QueueOrder) -> Self {
+    pub(crate) fn new(order: QueueOrder) -> Self {
         let line = || Line {
             queue: WaitQueue::default(),
             clock: FairClock::new(order),
@@ -62,17 +63,17 @@ impl Lines {
     }
 
     /// The line of `resource`.
-    pub(super) fn get(&self, resource: Resource) -> &Line {
+    pub(crate) fn get(&self, resource: Resource) -> &Line<X> {
         &self.0[resource.index()]
     }
 
     /// The line of `resource`, to change.
-    pub(super) fn get_mut(&mut self, resource: Resource) -> &mut Line {
+    pub(crate) fn get_mut(&mut self, resource: Resource) -> &mut Line<X> {
         &mut self.0[resource.index()]
     }
 
     /// Jobs waiting in every line.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.iter().map(|l| l.queue.len()).sum()
     }
 }

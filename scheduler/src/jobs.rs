@@ -1,52 +1,52 @@
 //! The task's records of its jobs: one waiting in the queue, and one handed to the device. Only
 //! the scheduler task holds them.
 
-use super::admission::PartyPlace;
-use super::fair::{Party, Tags};
-use super::line::Resource;
-use super::queue::{Announced, QueueKey};
-use super::{EventSink, WaitingPlaces};
-use crate::job::Work;
-use app::protocol::JobId;
+use crate::admission::PartyPlace;
+use crate::context::{JobStart, WaitingPlaces};
+use crate::event::{EventSink, JobId};
+use crate::executor::Executor;
+use crate::fair::{Party, Tags};
+use crate::line::Resource;
+use crate::queue::{Announced, QueueKey};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 /// A job waiting for the device.
-pub(crate) struct Waiting {
+pub(crate) struct Waiting<X: Executor> {
     /// The job's id.
-    pub(super) id: JobId,
+    pub(crate) id: JobId,
     /// What to run.
-    pub(super) job: Work,
+    pub(crate) job: X::Job,
     /// What it waits for (its executor's choice).
-    pub(super) resource: Resource,
+    pub(crate) resource: Resource,
     /// Who it is for.
-    pub(super) party: Party,
+    pub(crate) party: Party,
     /// The owner's events.
-    pub(super) sink: EventSink,
+    pub(crate) sink: EventSink<X>,
     /// Its places among the waiting; they go with it to the device and are released when it
     /// starts there (or when it is dropped).
-    pub(super) places: Option<WaitingPlaces>,
+    pub(crate) places: Option<WaitingPlaces>,
     /// Its fair-order tags.
-    pub(super) tags: Tags,
+    pub(crate) tags: Tags,
     /// When it was queued (for waits and deadlines).
-    pub(super) enqueued: Instant,
+    pub(crate) enqueued: Instant,
     /// When it was queued, wall clock (for `/queue/status`).
-    pub(super) enqueued_wall: SystemTime,
+    pub(crate) enqueued_wall: SystemTime,
     /// The position its owner was last told.
-    pub(super) told: u64,
+    pub(crate) told: u64,
     /// When it times out.
-    pub(super) deadline: Instant,
+    pub(crate) deadline: Instant,
 }
 
-impl Waiting {
+impl<X: Executor> Waiting<X> {
     pub(crate) fn new(
         id: JobId,
-        job: Work,
+        job: X::Job,
         resource: Resource,
         party: Party,
-        sink: EventSink,
+        sink: EventSink<X>,
         permit: OwnedSemaphorePermit,
         place: PartyPlace,
     ) -> Self {
@@ -74,28 +74,28 @@ impl Waiting {
     }
 }
 
-impl Announced for Waiting {
+impl<X: Executor> Announced for Waiting<X> {
     fn last_announced(&mut self) -> &mut u64 {
         &mut self.told
     }
 }
 
 /// A job handed to the device (running, or prefetched and about to).
-pub(super) struct Running {
+pub(crate) struct Running<X: Executor> {
     /// Fires to stop it at its next cancellation point.
-    pub(super) cancel: CancellationToken,
+    pub(crate) cancel: CancellationToken,
     /// Its kind, for `/queue/status` and the cost estimates.
-    pub(super) kind: &'static str,
+    pub(crate) kind: &'static str,
     /// When it was queued, wall clock.
-    pub(super) enqueued_wall: SystemTime,
+    pub(crate) enqueued_wall: SystemTime,
     /// Dispatch order (the device starts dispatched jobs in this order).
-    pub(super) order: u64,
+    pub(crate) order: u64,
     /// The owner's events (to tell a prefetched job its place as the jobs ahead start).
-    pub(super) sink: EventSink,
+    pub(crate) sink: EventSink<X>,
     /// The position its owner was last told.
-    pub(super) told: u64,
+    pub(crate) told: u64,
     /// Whether it has started (positions are only sent before).
-    pub(super) start: Arc<super::JobStart>,
+    pub(crate) start: Arc<JobStart>,
     /// What it holds: a device place or an engine's lane.
-    pub(super) resource: Resource,
+    pub(crate) resource: Resource,
 }

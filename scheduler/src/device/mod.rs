@@ -16,69 +16,56 @@
 //! `try_lock`, so it never waits on a slow open. How many jobs hold the device at once is the
 //! number of device threads, which the scheduler matches with its `max_concurrent`.
 
-pub mod worker;
+mod worker;
 
-use app::api::DeviceStats;
+use crate::view::DeviceView;
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub use worker::{DeviceTask, Reservation, WorkerConfig};
 
-/// Something that can open a candle device.
-pub trait Backend: Send + Sync + 'static {
+/// Something that can open the device. `D` is what an open device is (a candle device, say):
+/// cloned into every lease.
+pub trait Backend<D>: Send + Sync + 'static {
     /// `cpu`, `cuda:0`, ...
     fn name(&self) -> String;
     /// Opens the device. The error text goes to the log only.
-    fn open(&self) -> Result<candle_core::Device, String>;
+    fn open(&self) -> Result<D, String>;
 }
 
-/// candle's CPU device (the default).
-pub struct CpuBackend;
+/// A device that is nothing but its places: for jobs that need no handle to compute (tests,
+/// remote work that only takes turns).
+pub struct Places;
 
-impl Backend for CpuBackend {
+impl Backend<()> for Places {
     fn name(&self) -> String {
-        "cpu".into()
+        "places".into()
     }
 
-    fn open(&self) -> Result<candle_core::Device, String> {
-        Ok(candle_core::Device::Cpu)
-    }
-}
-
-/// candle's CUDA device `ordinal` (cargo feature `cuda`).
-#[cfg(feature = "cuda")]
-pub struct CudaBackend(pub usize);
-
-#[cfg(feature = "cuda")]
-impl Backend for CudaBackend {
-    fn name(&self) -> String {
-        format!("cuda:{}", self.0)
-    }
-
-    fn open(&self) -> Result<candle_core::Device, String> {
-        candle_core::Device::new_cuda(self.0).map_err(|e| e.to_string())
+    fn open(&self) -> Result<(), String> {
+        Ok(())
     }
 }
 
 /// The device, who holds it, and its threads.
-pub struct DeviceHost {
+pub struct DeviceHost<D> {
     /// Opens the device.
-    backend: Box<dyn Backend>,
+    backend: Box<dyn Backend<D>>,
     /// How long the device stays open with no lease.
     keep_alive: Duration,
     /// The open device and its bookkeeping.
-    state: Mutex<State>,
+    state: Mutex<State<D>>,
     /// Hands tasks to the device threads; dropping the host ends them.
-    tasks: worker::Tasks,
+    tasks: worker::Tasks<D>,
     /// When the host was made: the origin of busy-time accounting.
     started: Instant,
     /// What went wrong with the device last, until a job succeeds on it again (for `/health`).
     problem: Mutex<Option<String>>,
 }
 
-struct State {
+struct State<D> {
     /// The open device, if any.
-    device: Option<candle_core::Device>,
+    device: Option<D>,
     /// Leases alive now.
     leases: usize,
     /// When the last lease was dropped (or the device opened).
@@ -99,19 +86,19 @@ struct State {
 }
 
 /// A job's hold on the open device; dropping it (also during a panic's unwinding) releases it.
-pub struct Lease {
-    host: Arc<DeviceHost>,
-    device: candle_core::Device,
+pub struct Lease<D: Clone + Send + Sync + 'static> {
+    host: Arc<DeviceHost<D>>,
+    device: D,
 }
 
-impl Lease {
+impl<D: Clone + Send + Sync + 'static> Lease<D> {
     /// The device to compute on.
-    pub fn device(&self) -> &candle_core::Device {
+    pub fn device(&self) -> &D {
         &self.device
     }
 }
 
-impl Drop for Lease {
+impl<D: Clone + Send + Sync + 'static> Drop for Lease<D> {
     fn drop(&mut self) {
         let mut s = self.host.state.lock();
         s.leases -= 1;
@@ -135,15 +122,15 @@ pub struct Busy {
     pub wall: Duration,
 }
 
-impl DeviceHost {
+impl<D: Clone + Send + Sync + 'static> DeviceHost<D> {
     /// A closed device on `backend` with one device thread (and one compute thread).
-    pub fn new(backend: Box<dyn Backend>, keep_alive: Duration) -> Arc<Self> {
+    pub fn new(backend: Box<dyn Backend<D>>, keep_alive: Duration) -> Arc<Self> {
         Self::with_workers(backend, keep_alive, WorkerConfig::default())
     }
 
     /// A closed device on `backend` with the given device threads.
     pub fn with_workers(
-        backend: Box<dyn Backend>,
+        backend: Box<dyn Backend<D>>,
         keep_alive: Duration,
         workers: WorkerConfig,
     ) -> Arc<Self> {
@@ -173,21 +160,21 @@ impl DeviceHost {
 
     /// Queues `task` for the next free device thread (tasks start in the order queued). False
     /// when the device threads are gone; the task is then dropped unrun.
-    pub fn submit(&self, task: DeviceTask) -> bool {
+    pub fn submit(&self, task: DeviceTask<D>) -> bool {
         self.tasks.send(task)
     }
 
     /// Takes the next place in the device's order, to be filled with a task later (see
     /// [`Reservation`]): the scheduler takes one per job as it dispatches it, so jobs reach the
     /// device in dispatch order whenever their runners get to run.
-    pub fn reserve(&self) -> Reservation {
+    pub fn reserve(&self) -> Reservation<D> {
         self.tasks.reserve()
     }
 
     /// Takes a lease, opening the device first if it is closed. Blocking: call it from a device
     /// thread (or another blocking thread). On failure the device stays closed and the next call
     /// tries again.
-    pub fn lease(self: &Arc<Self>) -> Result<Lease, String> {
+    pub fn lease(self: &Arc<Self>) -> Result<Lease<D>, String> {
         let mut s = self.state.lock();
         let device = match &s.device {
             Some(d) => d.clone(),
@@ -271,24 +258,25 @@ impl DeviceHost {
         }
     }
 
-    /// The `device` section of `/api/stats` (utilization is filled in by the scheduler, which
-    /// keeps the recent history).
-    pub fn stats(&self) -> DeviceStats {
+    /// The device's state (utilization is the scheduler's to fill in: it keeps the recent
+    /// history).
+    pub fn view(&self) -> DeviceView {
         let busy = self.busy();
         let s = self.state.lock();
-        DeviceStats {
+        DeviceView {
             backend: self.backend.name(),
             open: s.device.is_some(),
             opens: s.opens,
             open_failures: s.open_failures,
-            keep_alive_seconds: self.keep_alive.as_secs_f64(),
-            busy_seconds_total: busy.busy.as_secs_f64(),
+            keep_alive: self.keep_alive,
+            busy: busy.busy,
             handovers: s.handovers.len(),
             handover_p50_us: s.handovers.value_at_quantile(0.5),
             handover_p99_us: s.handovers.value_at_quantile(0.99),
             threads: self.tasks.threads() as u64,
             compute_threads: self.tasks.compute_threads() as u64,
-            ..DeviceStats::default()
+            problem: self.problem(),
+            ..DeviceView::default()
         }
     }
 }

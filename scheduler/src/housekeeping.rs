@@ -1,13 +1,15 @@
 //! The task's periodic chores: expiring jobs that waited past their deadline, closing the idle
 //! device, and sampling utilization and history. Run only on the scheduler task.
 
-use super::task::{deliver, Task};
-use super::JobEvent;
-use crate::error::JobError;
+use crate::error::Error;
+use crate::event::Event;
+use crate::executor::Executor;
+use crate::line::Resource;
+use crate::task::Task;
 use std::time::Instant;
 
-impl Task {
-    pub(super) fn housekeeping(&mut self, now: Instant) {
+impl<X: Executor> Task<X> {
+    pub(crate) fn housekeeping(&mut self, now: Instant) {
         while let Some(&(deadline, resource, key)) = self.deadlines.first() {
             if deadline > now {
                 break;
@@ -20,17 +22,14 @@ impl Task {
                 self.waiting_ids.remove(&w.id);
                 self.reject("timeout");
                 tracing::info!(job_id = %w.id, "job timed out waiting");
-                deliver(
-                    &w.sink,
-                    &w.id,
-                    JobEvent::Failed(JobError::WaitTimeout(self.config.max_wait)),
-                );
+                let failed = Error::WaitTimeout(self.config.max_wait).into();
+                let _ = w.sink.send(w.id, Event::Ended(Err(failed)));
             }
         }
         if self.running.is_empty() {
             self.device.close_if_idle(now);
         }
-        for resource in super::Resource::ALL {
+        for resource in Resource::ALL {
             self.lines.get_mut(resource).clock.forget_idle();
         }
         self.utilization.sample(self.device.busy());

@@ -24,23 +24,23 @@ use std::sync::{Arc, Weak};
 
 /// Work for the device, run on a device thread. It takes its own lease (so it can decide what
 /// to do before the device is touched, e.g. skip a cancelled job) and reports its own result.
-pub type DeviceTask = Box<dyn FnOnce(&Arc<DeviceHost>) + Send + 'static>;
+pub type DeviceTask<D> = Box<dyn FnOnce(&Arc<DeviceHost<D>>) + Send + 'static>;
 
 /// An entry of the device's queue.
-enum Entry {
+enum Entry<D> {
     /// Run this.
-    Task(DeviceTask),
+    Task(DeviceTask<D>),
     /// Run what arrives here (nothing, if the sender is dropped).
-    Reserved(tokio::sync::oneshot::Receiver<DeviceTask>),
+    Reserved(tokio::sync::oneshot::Receiver<DeviceTask<D>>),
 }
 
 /// A place in the device's order, to be filled with a task. Dropping it unfilled gives the place
 /// up (the device skips it).
-pub struct Reservation(tokio::sync::oneshot::Sender<DeviceTask>);
+pub struct Reservation<D>(tokio::sync::oneshot::Sender<DeviceTask<D>>);
 
-impl Reservation {
+impl<D> Reservation<D> {
     /// Fills the place. False if the device threads are gone (the task is dropped unrun).
-    pub fn fill(self, task: DeviceTask) -> bool {
+    pub fn fill(self, task: DeviceTask<D>) -> bool {
         self.0.send(task).is_ok()
     }
 }
@@ -79,9 +79,9 @@ impl WorkerConfig {
 }
 
 /// The sending end of the device threads' queue.
-pub(crate) struct Tasks {
+pub(crate) struct Tasks<D> {
     /// Tasks and reservations in the order they were queued.
-    tx: crossbeam_channel::Sender<Entry>,
+    tx: crossbeam_channel::Sender<Entry<D>>,
     /// The pool the device threads live in (kept so it lives as long as the host).
     _pool: Option<rayon::ThreadPool>,
     /// Device threads.
@@ -90,14 +90,14 @@ pub(crate) struct Tasks {
     compute: usize,
 }
 
-impl Tasks {
+impl<D> Tasks<D> {
     /// Queues a task; false when the threads are gone.
-    pub(crate) fn send(&self, task: DeviceTask) -> bool {
+    pub(crate) fn send(&self, task: DeviceTask<D>) -> bool {
         self.tx.send(Entry::Task(task)).is_ok()
     }
 
     /// Takes the next place in the order.
-    pub(crate) fn reserve(&self) -> Reservation {
+    pub(crate) fn reserve(&self) -> Reservation<D> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         // If the threads are gone, the reservation's fill fails and its job hears so.
         let _ = self.tx.send(Entry::Reserved(rx));
@@ -121,10 +121,13 @@ impl Tasks {
 }
 
 /// Starts the device threads for `host`.
-pub(crate) fn spawn(host: Weak<DeviceHost>, config: WorkerConfig) -> Tasks {
+pub(crate) fn spawn<D: Clone + Send + Sync + 'static>(
+    host: Weak<DeviceHost<D>>,
+    config: WorkerConfig,
+) -> Tasks<D> {
     let slots = config.slots.max(1);
     let compute = config.resolved_compute_threads();
-    let (tx, rx) = crossbeam_channel::unbounded::<Entry>();
+    let (tx, rx) = crossbeam_channel::unbounded::<Entry<D>>();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(compute)
         .thread_name(|i| format!("turnstile-device-{i}"))
@@ -161,7 +164,10 @@ pub(crate) fn spawn(host: Weak<DeviceHost>, config: WorkerConfig) -> Tasks {
 }
 
 /// One device thread: runs tasks until the host is gone.
-fn serve(host: &Weak<DeviceHost>, rx: &crossbeam_channel::Receiver<Entry>) {
+fn serve<D: Clone + Send + Sync + 'static>(
+    host: &Weak<DeviceHost<D>>,
+    rx: &crossbeam_channel::Receiver<Entry<D>>,
+) {
     while let Ok(entry) = rx.recv() {
         let task = match entry {
             Entry::Task(task) => task,
@@ -180,14 +186,14 @@ fn serve(host: &Weak<DeviceHost>, rx: &crossbeam_channel::Receiver<Entry>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::CpuBackend;
+    use crate::device::Places;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::mpsc;
     use std::time::Duration;
 
-    fn host(slots: usize) -> Arc<DeviceHost> {
+    fn host(slots: usize) -> Arc<DeviceHost<()>> {
         DeviceHost::with_workers(
-            Box::new(CpuBackend),
+            Box::new(Places),
             Duration::from_secs(60),
             WorkerConfig {
                 slots,

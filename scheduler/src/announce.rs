@@ -6,24 +6,24 @@
 //! asks the executor, which knows how long its engine's lanes have left (with the same formula,
 //! lanes for places, when it does not say).
 
-use super::jobs::Running;
-use super::line::Resource;
-use super::task::Task;
-use super::JobEvent;
-use app::protocol::JobId;
+use crate::event::{Event, JobId};
+use crate::executor::Executor;
+use crate::jobs::Running;
+use crate::line::Resource;
+use crate::task::Task;
 use std::time::Instant;
 
-impl Task {
+impl<X: Executor> Task<X> {
     /// Tells each prefetched job its place among them (the device starts dispatched jobs in
     /// dispatch order: the first `max_concurrent` run, the k-th after them is at position k),
     /// when it differs from what it was told. At most `prefetch` jobs: no scan of the queue.
-    pub(super) fn announce_prefetched(&mut self) {
+    pub(crate) fn announce_prefetched(&mut self) {
         if self.prefetched(Resource::Device) == 0 {
             return;
         }
         let per_slot = self.stats.avg_run.as_millis() as u64;
         let slots = self.config.max_concurrent.max(1) as u64;
-        let mut dispatched: Vec<(&JobId, &mut Running)> = self
+        let mut dispatched: Vec<(&JobId, &mut Running<X>)> = self
             .running
             .iter_mut()
             .filter(|(_, r)| r.resource == Resource::Device)
@@ -39,7 +39,7 @@ impl Task {
                 let sink = &r.sink;
                 // Never after `started`: a job that began meanwhile has no position any more.
                 if r.start.tell_if_waiting(|| {
-                    let _ = sink.send(((*id).clone(), JobEvent::Position { position, eta_ms }));
+                    let _ = sink.send(*id, Event::Position { position, eta_ms });
                 }) {
                     r.told = position;
                 }
@@ -49,7 +49,7 @@ impl Task {
 
     /// Tells every job that moved its new position. Best effort: a sink that is full drops the
     /// update (a later one, or `started`, supersedes it).
-    pub(super) fn flush_positions(&mut self) {
+    pub(crate) fn flush_positions(&mut self) {
         for resource in Resource::ALL {
             if !self.lines.get(resource).queue.is_dirty() {
                 continue;
@@ -60,16 +60,14 @@ impl Task {
                 .queue
                 .flush_changes(|position, w| {
                     let eta_ms = eta(position);
-                    let _ = w
-                        .sink
-                        .send((w.id.clone(), JobEvent::Position { position, eta_ms }));
+                    let _ = w.sink.send(w.id, Event::Position { position, eta_ms });
                 });
         }
         self.last_flush = Instant::now();
     }
 
     /// The estimated wait, in milliseconds, of the job at `position` of `resource`'s line.
-    pub(super) fn eta_ms(&self, resource: Resource, position: u64) -> u64 {
+    pub(crate) fn eta_ms(&self, resource: Resource, position: u64) -> u64 {
         self.eta_fn(resource)(position)
     }
 

@@ -1,5 +1,5 @@
-//! The order waiting jobs run in: start-time fair queuing across parties (a party is a session,
-//! an API key or, for anonymous HTTP clients, an address; see `crate::party`), or plain arrival
+//! The order waiting jobs run in: start-time fair queuing across parties (a party is whoever the
+//! caller says: a session, an API key, an address), or plain arrival
 //! order when configured so.
 //!
 //! Fair order. The clock keeps a virtual time `V` and, per party, the finish tag `F` of its last
@@ -24,17 +24,39 @@
 //!
 //! Concurrency: plain data, owned by the scheduler task alone.
 
-use super::queue::QueueKey;
+use crate::queue::QueueKey;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// How waiting jobs are ordered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueueOrder {
     /// Start-time fair queuing across parties (the default).
     Fair,
     /// Arrival order, whoever sent the job (for comparison).
     Fifo,
+}
+
+impl QueueOrder {
+    /// Its lowercase name, as configured.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueOrder::Fair => "fair",
+            QueueOrder::Fifo => "fifo",
+        }
+    }
+}
+
+impl std::str::FromStr for QueueOrder {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "fair" => Ok(QueueOrder::Fair),
+            "fifo" => Ok(QueueOrder::Fifo),
+            other => Err(format!("unknown queue order {other:?} (fair or fifo)")),
+        }
+    }
 }
 
 /// Who a job is for, as the fair order sees it.
