@@ -316,7 +316,7 @@ fn materialise(t: &TensorInput, device: &Device) -> candle_core::Result<CTensor>
 #[path = "calc_tests.rs"]
 mod tests;
 
-/// The calculator as the scheduler's [`crate::scheduler::Executor`].
+/// The calculator as the executor's [`crate::job::Handler`] of calculator jobs.
 pub struct Calculator {
     /// The caps jobs must fit.
     pub limits: CalcLimits,
@@ -326,22 +326,21 @@ pub struct Calculator {
     pub faults: std::sync::Arc<crate::faults::Faults>,
 }
 
-impl Calculator {
+impl crate::job::Handler<CalcJob> for Calculator {
     /// Checks a calculator job against the caps.
-    pub fn validate(&self, job: &CalcJob) -> Result<(), JobError> {
+    fn validate(&self, job: &CalcJob) -> Result<(), JobError> {
         validate(job, &self.limits).map(|_| ())
     }
 
     /// Computes `job` on the device (through a lease), times it, and remembers the result.
-    pub fn run(
-        &self,
+    fn run(
+        self: std::sync::Arc<Self>,
         job: CalcJob,
-        ctx: crate::scheduler::RunContext,
-    ) -> impl std::future::Future<Output = Result<crate::scheduler::Outcome, JobError>> + 'static
-    {
+        ctx: crate::job::RunContext,
+    ) -> futures::future::BoxFuture<'static, Result<crate::job::Outcome, JobError>> {
         let cache = std::sync::Arc::clone(&self.cache);
         let faults = std::sync::Arc::clone(&self.faults);
-        async move {
+        Box::pin(async move {
             let cancel = ctx.cancel.clone();
             let (output, compute_ms, job) = ctx
                 .on_device(move |device| {
@@ -365,7 +364,7 @@ impl Calculator {
                     compute_ms,
                 },
             );
-            Ok(crate::scheduler::Outcome::Tensor { output, compute_ms })
-        }
+            Ok(crate::job::Outcome::Tensor { output, compute_ms })
+        })
     }
 }

@@ -68,8 +68,7 @@ pub async fn chat_stream(
         Submission {
             session,
             client_ref: "chat-stream".into(),
-            persist: Some(prepared.persist),
-            resumable: true,
+            persist: prepared.persist,
             follower: follower.clone(),
             party,
         },

@@ -2,6 +2,7 @@
 //! uses. Read once at start-up from flags or `TURNSTILE_*` environment variables (clap), then
 //! shared read-only. No config file is needed.
 
+use clap::builder::TypedValueParser;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,10 +46,11 @@ pub struct Config {
     #[arg(
         long,
         env = "TURNSTILE_QUEUE_ORDER",
-        value_enum,
-        default_value = "fair"
+        default_value = "fair",
+        value_parser = clap::builder::PossibleValuesParser::new(["fair", "fifo"])
+            .map(|s| s.parse::<turnstile_scheduler::QueueOrder>().expect("a possible value"))
     )]
-    pub queue_order: crate::scheduler::QueueOrder,
+    pub queue_order: turnstile_scheduler::QueueOrder,
 
     /// Most jobs one session (or API key, or anonymous address) may have waiting at once;
     /// beyond it, `rate_limited` (HTTP 429 with Retry-After). 0 = no cap.
@@ -319,7 +321,7 @@ mod tests {
         assert_eq!(c.max_wait, Duration::from_secs(120));
         assert_eq!(c.position_interval, Duration::from_millis(100));
         assert!(!c.test_mode);
-        assert_eq!(c.queue_order, crate::scheduler::QueueOrder::Fair);
+        assert_eq!(c.queue_order, turnstile_scheduler::QueueOrder::Fair);
         assert_eq!(c.max_waiting_per_session, 32);
         assert_eq!(c.prefetch, 1);
         assert!(c.trusted_proxies.is_empty());

@@ -102,12 +102,12 @@ impl Faults {
 /// A device backend whose opens can be made to fail.
 pub struct FaultyBackend {
     /// The real backend.
-    pub inner: Box<dyn crate::device::Backend>,
+    pub inner: Box<dyn crate::device::Backend<crate::device::Device>>,
     /// Where `device_open` is armed.
     pub faults: std::sync::Arc<Faults>,
 }
 
-impl crate::device::Backend for FaultyBackend {
+impl crate::device::Backend<crate::device::Device> for FaultyBackend {
     fn name(&self) -> String {
         self.inner.name()
     }

@@ -21,25 +21,26 @@ pub mod error;
 pub mod faults;
 pub mod job;
 pub mod limits;
+pub mod messages;
 pub mod metrics;
 pub mod model;
 pub mod openai;
 pub mod party;
+pub mod process;
 pub mod relay;
 pub mod routes;
-pub mod scheduler;
 pub mod session;
-pub mod stats;
 pub mod store;
+pub mod views;
 pub mod ws;
 
 use crate::calc::{CalcLimits, Calculator};
 use crate::chat::ChatEngine;
 use crate::config::Config;
 use crate::device::{CpuBackend, DeviceHost};
-use crate::job::JobExecutor;
+use crate::job::{JobExecutor, Scheduler};
 use crate::relay::Relay;
-use crate::scheduler::{Scheduler, SchedulerConfig};
+use turnstile_scheduler::SchedulerConfig;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
 use axum::Router;
@@ -167,10 +168,14 @@ pub async fn state(
         },
         Arc::clone(&device),
         Arc::new(JobExecutor {
-            calc: calculator,
-            chat: Arc::clone(&chat),
+            calc: Arc::new(calculator),
+            chat: Arc::clone(&chat) as Arc<dyn job::Handler<job::ChatWork>>,
+            on_answer: {
+                let metrics = Arc::clone(&metrics);
+                Arc::new(move |usage| metrics.on_answer(usage))
+            },
         }),
-        Arc::clone(&metrics),
+        Arc::clone(&metrics) as Arc<dyn turnstile_scheduler::Observer>,
         shutdown.clone(),
     );
     let relay = Relay::new(
@@ -263,12 +268,12 @@ fn spawn_housekeeping(
 }
 
 #[cfg(not(feature = "cuda"))]
-fn backend() -> Box<dyn device::Backend> {
+fn backend() -> Box<dyn device::Backend<device::Device>> {
     Box::new(CpuBackend)
 }
 
 #[cfg(feature = "cuda")]
-fn backend() -> Box<dyn device::Backend> {
+fn backend() -> Box<dyn device::Backend<device::Device>> {
     Box::new(device::CudaBackend(0))
 }
 

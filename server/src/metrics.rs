@@ -299,6 +299,17 @@ impl Default for Metrics {
     }
 }
 
+/// The scheduler's counters go straight into the registry.
+impl turnstile_scheduler::Observer for Metrics {
+    fn finished(&self, kind: &'static str, waited: Duration, run: Duration) {
+        self.on_finish(kind, waited, run);
+    }
+
+    fn rejected(&self, code: &'static str) {
+        self.on_rejected(code);
+    }
+}
+
 /// Sets a float counter that only ever grows to `value` (a total kept elsewhere).
 fn catch_up(counter: &Counter<f64, AtomicU64>, value: f64) {
     let behind = value - counter.get();
@@ -317,31 +328,27 @@ pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderM
         .into_response();
     }
     let m = &state.metrics;
-    if let Some(snapshot) = state.scheduler.snapshot().await {
-        for (kind, n) in &snapshot.waiting_by_kind {
+    if let Some(view) = state.scheduler.view().await {
+        for (kind, n) in &view.waiting_by_kind {
             m.queue_jobs
                 .get_or_create(&KindLabel {
                     kind: (*kind).into(),
                 })
                 .set(*n as i64);
         }
-        let s = &snapshot.stats;
         let states = [
-            (
-                "waiting",
-                s.queue.length.saturating_sub(snapshot.prefetched),
-            ),
-            ("prefetched", snapshot.prefetched),
-            ("running", s.queue.running),
+            ("waiting", view.waiting.saturating_sub(view.prefetched)),
+            ("prefetched", view.prefetched),
+            ("running", view.running),
         ];
         for (name, n) in states {
             m.jobs
                 .get_or_create(&StateLabel { state: name.into() })
                 .set(n as i64);
         }
-        m.device_utilization.set(s.device.utilization);
-        catch_up(&m.device_busy, s.device.busy_seconds_total);
-        m.device_open.set(i64::from(s.device.open));
+        m.device_utilization.set(view.device.utilization);
+        catch_up(&m.device_busy, view.device.busy.as_secs_f64());
+        m.device_open.set(i64::from(view.device.open));
     }
     let model = state.chat.stats();
     m.model_loaded.set(i64::from(matches!(

@@ -9,7 +9,7 @@
 
 use crate::error::{http_status, retry_after_secs, JobError};
 use crate::job::{ChatParams, ChatWork, Work};
-use crate::scheduler::{JobEvent, JobTicket};
+use crate::job::{JobEvent, JobTicket, Outcome, Progress};
 use crate::AppState;
 use app::chat::{ChatTurn, ChatUsage, FinishReason, Role};
 use app::error_code::ErrorCode;
@@ -17,7 +17,7 @@ use app::openai::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Choice, ChunkChoice, Delta,
     ErrorObject, ErrorResponse, ModelCard, ModelList, Usage,
 };
-use app::protocol::JobId;
+use turnstile_scheduler::JobId;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
@@ -121,7 +121,7 @@ pub async fn completions(
         params,
     });
     let (tx, rx) = mpsc::unbounded_channel();
-    let ticket = match state.scheduler.submit(work, party, tx) {
+    let ticket = match state.scheduler.submit(work, party, std::sync::Arc::new(tx)) {
         Ok(t) => t,
         Err(e) => return job_error(e),
     };
@@ -156,8 +156,8 @@ async fn whole(
     let mut text = String::new();
     while let Some((_, event)) = rx.recv().await {
         match event {
-            JobEvent::Token { text: t } => text.push_str(&t),
-            JobEvent::Answered(u) => {
+            JobEvent::Progress(Progress::Token { text: t }) => text.push_str(&t),
+            JobEvent::Ended(Ok(Outcome::Chat(u))) => {
                 ticket.disarm();
                 return Json(ChatCompletion {
                     id,
@@ -176,7 +176,7 @@ async fn whole(
                 })
                 .into_response();
             }
-            JobEvent::Failed(e) => {
+            JobEvent::Ended(Err(e)) => {
                 ticket.disarm();
                 return job_error(e);
             }
@@ -223,8 +223,8 @@ impl Answer {
             JobEvent::Accepted { position, .. } | JobEvent::Position { position, .. } => {
                 vec![Event::default().comment(format!("position {position}"))]
             }
-            JobEvent::Loading { .. } => vec![Event::default().comment("loading model")],
-            JobEvent::Token { text } => {
+            JobEvent::Progress(Progress::Loading { .. }) => vec![Event::default().comment("loading model")],
+            JobEvent::Progress(Progress::Token { text }) => {
                 let role = (!self.sent_role).then(|| "assistant".to_string());
                 self.sent_role = true;
                 vec![self.chunk(
@@ -236,7 +236,7 @@ impl Answer {
                     None,
                 )]
             }
-            JobEvent::Answered(u) => {
+            JobEvent::Ended(Ok(Outcome::Chat(u))) => {
                 self.end();
                 vec![
                     self.chunk(
@@ -247,7 +247,7 @@ impl Answer {
                     Event::default().data("[DONE]"),
                 ]
             }
-            JobEvent::Failed(e) => {
+            JobEvent::Ended(Err(e)) => {
                 self.end();
                 let body = ErrorResponse {
                     error: ErrorObject {
@@ -258,7 +258,7 @@ impl Answer {
                 };
                 vec![Event::default().data(serde_json::to_string(&body).expect("serializes"))]
             }
-            JobEvent::Started { .. } | JobEvent::Result { .. } | JobEvent::Done => vec![],
+            JobEvent::Started { .. } | JobEvent::Ended(Ok(Outcome::Tensor { .. })) => vec![],
         }
     }
 

@@ -8,7 +8,7 @@
 //! functions of the request and the configuration.
 
 use crate::config::ApiKey;
-use crate::scheduler::Party;
+use turnstile_scheduler::Party;
 use crate::session::SessionId;
 use axum::http::HeaderMap;
 use std::net::IpAddr;

@@ -6,8 +6,8 @@
 //! job ticket, which cancels the job.
 
 use crate::error::AppError;
-use crate::job::Work;
-use crate::scheduler::{JobEvent, Snapshot};
+use crate::job::{JobEvent, Outcome, Work};
+use turnstile_scheduler::QueueView;
 use crate::AppState;
 use app::api::{ExecuteResponse, Health, SubsystemHealth, Subsystems};
 use app::error_code::ErrorCode;
@@ -57,44 +57,36 @@ pub async fn execute(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let ticket = state
         .scheduler
-        .submit(Work::Calc(job), party, tx)
+        .submit(Work::Calc(job), party, std::sync::Arc::new(tx))
         .map_err(|e| AppError::from(e).with_request_id(&rid))?;
     tracing::debug!(request_id = %rid, job_id = %ticket.id(), "job submitted over HTTP");
     let mut waited_ms = 0;
-    let mut result = None;
     while let Some((_, event)) = rx.recv().await {
         match event {
             JobEvent::Started { waited_ms: w } => waited_ms = w,
-            JobEvent::Result { output, compute_ms } => result = Some((output, compute_ms)),
-            JobEvent::Done => {
+            JobEvent::Ended(Ok(Outcome::Tensor { output, compute_ms })) => {
                 ticket.disarm();
-                let (result, compute_ms) = result.ok_or_else(|| {
-                    AppError::new(ErrorCode::Internal, "the job ended without a result")
-                })?;
                 return Ok(Json(ExecuteResponse {
                     success: true,
-                    result,
+                    result: output,
                     request_id: rid,
                     waited_ms,
                     compute_ms,
                     cached: false,
                 }));
             }
-            JobEvent::Failed(e) => {
+            JobEvent::Ended(Err(e)) => {
                 ticket.disarm();
                 return Err(AppError::from(e).with_request_id(&rid));
             }
-            JobEvent::Answered(_) => {
+            JobEvent::Ended(Ok(Outcome::Chat(_))) => {
                 ticket.disarm();
                 return Err(
                     AppError::new(ErrorCode::Internal, "the job ended without a result")
                         .with_request_id(&rid),
                 );
             }
-            JobEvent::Accepted { .. }
-            | JobEvent::Position { .. }
-            | JobEvent::Loading { .. }
-            | JobEvent::Token { .. } => {}
+            JobEvent::Accepted { .. } | JobEvent::Position { .. } | JobEvent::Progress(_) => {}
         }
     }
     Err(AppError::new(
@@ -116,10 +108,10 @@ fn decode_body(bytes: &[u8]) -> Result<CalcJob, AppError> {
         .map_err(|e| AppError::new(ErrorCode::InvalidInput, format!("invalid job: {e}")))
 }
 
-async fn snapshot(state: &AppState) -> Result<Snapshot, AppError> {
+async fn view(state: &AppState) -> Result<QueueView, AppError> {
     state
         .scheduler
-        .snapshot()
+        .view()
         .await
         .ok_or_else(|| AppError::new(ErrorCode::ShuttingDown, "the scheduler has stopped"))
 }
@@ -129,7 +121,7 @@ async fn snapshot(state: &AppState) -> Result<Snapshot, AppError> {
 pub async fn device_queue(
     State(state): State<AppState>,
 ) -> Result<Json<app::api::DeviceQueue>, AppError> {
-    let mut queue = snapshot(&state).await?.device_queue;
+    let mut queue = crate::views::device_queue(&view(&state).await?);
     queue.cache_hits = state.cache.hits();
     queue.total_requests += queue.cache_hits;
     Ok(Json(queue))
@@ -141,7 +133,7 @@ pub async fn queue_status(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<app::api::QueueStatus>, AppError> {
-    let mut status = snapshot(&state).await?.queue_status;
+    let mut status = crate::views::queue_status(&view(&state).await?);
     if !crate::admin::may_see_detail(&state.config, &headers) {
         status.queue_items.clear();
     }
@@ -150,12 +142,12 @@ pub async fn queue_status(
 
 /// `GET /api/stats`.
 pub async fn stats(State(state): State<AppState>) -> Result<Json<app::api::Stats>, AppError> {
-    let mut stats = snapshot(&state).await?.stats;
+    let mut stats = crate::views::stats(&view(&state).await?);
     stats.model = state.chat.stats();
     stats.cache = state.cache.stats();
     stats.process = app::api::ProcessStats {
-        rss_bytes: crate::stats::process_rss_bytes().unwrap_or(0),
-        cpu_seconds: crate::stats::process_cpu_seconds().unwrap_or(0.0),
+        rss_bytes: crate::process::process_rss_bytes().unwrap_or(0),
+        cpu_seconds: crate::process::process_cpu_seconds().unwrap_or(0.0),
         websocket_connections: state.connections.load(Ordering::Relaxed) as u64,
     };
     Ok(Json(stats))
@@ -171,14 +163,14 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
         status: "degraded".into(),
         detail,
     };
-    let scheduler = match state.scheduler.snapshot().await {
-        Some(s) => ok(format!(
+    let scheduler = match state.scheduler.view().await {
+        Some(v) => ok(format!(
             "{} waiting, {} running, {} finished",
-            s.device_queue.currently_waiting, s.device_queue.running, s.device_queue.total_requests
+            v.waiting, v.running, v.total_finished
         )),
         None => degraded("the scheduler is not running".into()),
     };
-    let d = state.device.stats();
+    let d = state.device.view();
     let device_detail = format!(
         "{} {}; opened {} times, {} failed opens",
         d.backend,

@@ -9,7 +9,7 @@
 
 use crate::error::JobError;
 use crate::model::sampling::SamplingParams;
-use crate::scheduler::{JobEvent, Outcome, RunContext};
+use crate::job::{Outcome, Progress, RunContext};
 use app::chat::{ChatTurn, ChatUsage, FinishReason};
 use futures::StreamExt;
 use parking_lot::Mutex;
@@ -179,7 +179,7 @@ impl Upstream {
                 if let Some(text) = piece.text.filter(|t| !t.is_empty()) {
                     first_token.get_or_insert_with(Instant::now);
                     pieces += 1;
-                    if !ctx.events.send(JobEvent::Token { text }) {
+                    if !ctx.events.progress(Progress::Token { text }) {
                         return Err(JobError::Cancelled);
                     }
                 }

@@ -1,11 +1,15 @@
 //! One WebSocket connection's state and what it does with each client message: submit (through
-//! the result cache, then the relay and the scheduler), cancel, resume, ping. Every message is
-//! first counted against the connection's, the session's and the address's rates.
+//! the result cache, then the scheduler, or the relay for a chat), cancel, resume, ping, and with
+//! each event of its own calculator jobs. Every message is first counted against the
+//! connection's, the session's and the address's rates.
 //!
-//! Concurrency: owned by its connection's task alone.
+//! Concurrency: owned by its connection's task alone; its calculator jobs' events arrive on its
+//! one channel (the sink every one of them carries), and it numbers and serializes them itself.
 
-use super::{cached_answer, error, refused, Reply};
+use super::{error, refused, Reply};
+use crate::job::{EventSink, JobEvent, JobTicket};
 use crate::limits::ConnectionRate;
+use crate::messages::{cached_answer, to_messages, JobLabel};
 use crate::relay::{Follower, Submission};
 use crate::session::SessionId;
 use crate::AppState;
@@ -13,23 +17,61 @@ use app::error_code::ErrorCode;
 use app::protocol::{ClientMessage, Job, JobId, ServerMessage};
 use std::collections::HashMap;
 
+/// One of the connection's own (calculator) jobs.
+pub(super) struct OwnJob {
+    /// What its messages say besides the event.
+    label: JobLabel,
+    /// The seq of its next message.
+    next_seq: u64,
+    /// Cancels it when dropped (the connection closed).
+    ticket: Option<JobTicket>,
+}
+
 /// One connection's state.
 pub(super) struct Conn {
     pub(super) state: AppState,
     pub(super) session: SessionId,
     /// Who this connection's jobs are for in the fair queue (its session, or its API key).
-    pub(super) party: crate::scheduler::Party,
+    pub(super) party: turnstile_scheduler::Party,
     /// The client's address, for the per-address rate.
     pub(super) ip: Option<std::net::IpAddr>,
     /// This connection's message rate.
     pub(super) rate: ConnectionRate,
     /// This connection's follower identity, handed to every log it follows.
     pub(super) follower: Follower,
-    /// The jobs it follows, each with the next sequence number to send.
+    /// The chat jobs it follows in the relay, each with the next sequence number to send.
     pub(super) following: HashMap<JobId, u64>,
+    /// Where its calculator jobs' events go (the receiving end is the connection task's).
+    pub(super) sink: EventSink,
+    /// Its calculator jobs, until their final message.
+    pub(super) jobs: HashMap<turnstile_scheduler::JobId, OwnJob>,
 }
 
 impl Conn {
+    /// Turns one event of its own jobs into numbered, serialized messages; forgets a job after
+    /// its final one.
+    pub(super) fn on_event(
+        &mut self,
+        id: turnstile_scheduler::JobId,
+        event: JobEvent,
+        outgoing: &mut Vec<std::sync::Arc<str>>,
+    ) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return; // cancelled by this connection: nothing more to say
+        };
+        let terminal = event.is_terminal();
+        let (first, second) = to_messages(&job.label, job.next_seq, event);
+        for msg in std::iter::once(first).chain(second) {
+            job.next_seq += 1;
+            outgoing.push(crate::messages::encode(&msg).into());
+        }
+        if terminal {
+            if let Some(job) = self.jobs.remove(&id) {
+                job.ticket.map(JobTicket::disarm);
+            }
+        }
+    }
+
     /// Collects a slice of every followed job's new messages (asking to be woken again when more
     /// wait); forgets jobs that ended. False if the client has missed messages for good.
     pub(super) fn drain(&mut self, outgoing: &mut Vec<std::sync::Arc<str>>) -> bool {
@@ -97,7 +139,17 @@ impl Conn {
             ClientMessage::Ping { nonce } => Some(Reply::One(ServerMessage::Pong { nonce })),
             ClientMessage::Submit { client_ref, job } => self.submit(client_ref, job).await,
             ClientMessage::Cancel { job_id } => {
-                if self.state.relay.cancel(&job_id, self.follower.conn) {
+                let own = job_id
+                    .0
+                    .parse::<turnstile_scheduler::JobId>()
+                    .ok()
+                    .and_then(|id| self.jobs.get_mut(&id))
+                    .and_then(|job| job.ticket.take());
+                if let Some(ticket) = own {
+                    // Its owner hears `cancelled` (or its result, if it had already ended).
+                    ticket.cancel();
+                    None
+                } else if self.state.relay.cancel(&job_id, self.follower.conn) {
                     None
                 } else {
                     Some(Reply::One(error(
@@ -133,27 +185,52 @@ impl Conn {
     }
 
     async fn submit(&mut self, client_ref: String, job: Job) -> Option<Reply> {
-        let (work, persist, resumable) = match job {
+        let chat = match job {
             Job::Calc(c) => {
                 if let Some(hit) = self.state.cached(&c) {
-                    return Some(Reply::Many(cached_answer(client_ref, &hit)));
+                    return Some(Reply::Many(cached_answer(client_ref, &hit).into()));
                 }
-                (crate::job::Work::Calc(c), None, false)
+                let work = crate::job::Work::Calc(c);
+                let submitted =
+                    self.state
+                        .scheduler
+                        .submit(work, self.party.clone(), std::sync::Arc::clone(&self.sink));
+                return match submitted {
+                    Ok(ticket) => {
+                        let id = ticket.id();
+                        tracing::debug!(job_id = %id, %client_ref, "submitted");
+                        let label = JobLabel {
+                            job_id: JobLabel::wire_id(id),
+                            client_ref,
+                            conversation: None,
+                        };
+                        self.jobs.insert(
+                            id,
+                            OwnJob {
+                                label,
+                                next_seq: 0,
+                                ticket: Some(ticket),
+                            },
+                        );
+                        None
+                    }
+                    Err(e) => Some(Reply::One(refused(Some(client_ref), &e))),
+                };
             }
-            Job::Chat(chat) => match crate::chat::prepare(&self.state, &self.session, chat).await {
-                Ok(p) => (p.work, Some(p.persist), true),
-                Err(e) => return Some(Reply::One(refused(Some(client_ref), &e))),
-            },
+            Job::Chat(chat) => chat,
+        };
+        let prepared = match crate::chat::prepare(&self.state, &self.session, chat).await {
+            Ok(p) => p,
+            Err(e) => return Some(Reply::One(refused(Some(client_ref), &e))),
         };
         let sub = Submission {
             session: self.session.clone(),
             client_ref: client_ref.clone(),
-            persist,
-            resumable,
+            persist: prepared.persist,
             follower: self.follower.clone(),
             party: self.party.clone(),
         };
-        match self.state.relay.submit(&self.state.scheduler, work, sub) {
+        match self.state.relay.submit(&self.state.scheduler, prepared.work, sub) {
             Ok(id) => {
                 tracing::debug!(job_id = %id, %client_ref, "submitted");
                 self.following.insert(id, 0);

@@ -1,9 +1,12 @@
 //! The WebSocket endpoint `/ws`: checks who may connect, then runs one task per connection that
-//! decodes client messages ([`conn`]) and sends each followed job's messages (from its log in the
-//! [`crate::relay`]) to the client.
+//! decodes client messages ([`conn`]), turns its calculator jobs' events (all on one channel, the
+//! sink each of its jobs carries) into numbered messages, and sends each followed chat's messages
+//! (from its log in the [`crate::relay`]) to the client. Whatever is ready is written in one
+//! flush.
 //!
-//! Slow and misbehaving clients. A connection's outbound data is bounded: the relay keeps each
-//! job's messages in its own bounded log (an unread `position` is replaced by the next, not
+//! Slow and misbehaving clients. A connection's outbound data is bounded: a calculator job says
+//! little (accepted, a position at most once per interval, started, its result), a chat's
+//! messages wait in its own bounded log (an unread `position` is replaced by the next, not
 //! queued), the connection reads it in slices of [`crate::relay::READ_BATCH`], and every write
 //! has a deadline (`--ws-write-timeout`): a client that stops reading is disconnected with a
 //! reason in the log, and its chat jobs go on for a later `resume`. Nothing a client does can
@@ -11,10 +14,11 @@
 //! connection, per session and per address (`crate::limits`); connections are capped in total
 //! and per address before the upgrade (the client's address, `crate::client_addr`).
 //!
-//! Concurrency: one task per connection owns the socket and its cursors into the logs of the jobs
-//! it follows. Logs wake it through one `Notify`. Only the owner's session can resume a job, and a
-//! connection only ever reads the logs of jobs it follows. When the task ends, its calculator jobs
-//! are cancelled at once and its chat jobs wait for a `resume` (see `relay`).
+//! Concurrency: one task per connection owns the socket, its calculator jobs' channel and its
+//! cursors into the logs of the chats it follows. Logs wake it through one `Notify`. Only the
+//! owner's session can resume a chat, and a connection only ever reads the logs of chats it
+//! follows. When the task ends, its calculator jobs are cancelled at once (their tickets are
+//! dropped) and its chats wait for a `resume` (see `relay`).
 
 mod conn;
 
@@ -25,7 +29,7 @@ use crate::relay::Follower;
 use crate::session::SessionId;
 use crate::AppState;
 use app::error_code::ErrorCode;
-use app::protocol::{JobId, ServerMessage};
+use app::protocol::ServerMessage;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -115,7 +119,7 @@ async fn serve(
     socket: WebSocket,
     state: AppState,
     session: SessionId,
-    party: crate::scheduler::Party,
+    party: turnstile_scheduler::Party,
     ip: Option<std::net::IpAddr>,
     conn: u64,
     _place: ConnectionPlace,
@@ -125,6 +129,7 @@ async fn serve(
     tracing::debug!("connection opened");
     let write_timeout = state.config.ws_write_timeout;
     let (mut out, mut input) = socket.split();
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let mut c = Conn {
         rate: state.limits.connection_rate(),
         state,
@@ -136,6 +141,8 @@ async fn serve(
             notify: Arc::new(Notify::new()),
         },
         following: HashMap::new(),
+        sink: Arc::new(events_tx),
+        jobs: HashMap::new(),
     };
     let notify = Arc::clone(&c.follower.notify);
     let ending = 'conn: loop {
@@ -156,6 +163,13 @@ async fn serve(
                     break Ending::Client;
                 }
             },
+            Some((id, event)) = events.recv() => {
+                c.on_event(id, event, &mut outgoing);
+                // Everything else that is ready goes out in the same write.
+                while let Ok((id, event)) = events.try_recv() {
+                    c.on_event(id, event, &mut outgoing);
+                }
+            }
             _ = notify.notified() => {
                 if !c.drain(&mut outgoing) {
                     break Ending::FellBehind;
@@ -171,13 +185,27 @@ async fn serve(
         // The drain is over, but the last jobs' final messages may still be on their way into
         // the logs: send what comes within a short grace, then say goodbye.
         let grace = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
-        while !c.following.is_empty() && tokio::time::Instant::now() < grace {
+        while !(c.following.is_empty() && c.jobs.is_empty()) && tokio::time::Instant::now() < grace
+        {
             let mut outgoing = Vec::new();
             c.drain(&mut outgoing);
+            while let Ok((id, event)) = events.try_recv() {
+                c.on_event(id, event, &mut outgoing);
+            }
             if write(&mut out, outgoing, write_timeout).await.is_err() {
                 break;
             }
-            let _ = tokio::time::timeout_at(grace, notify.notified()).await;
+            let _ = tokio::time::timeout_at(grace, async {
+                tokio::select! {
+                    _ = notify.notified() => {}
+                    Some((id, event)) = events.recv() => {
+                        let mut outgoing = Vec::new();
+                        c.on_event(id, event, &mut outgoing);
+                        let _ = write(&mut out, outgoing, write_timeout).await;
+                    }
+                }
+            })
+            .await;
         }
     }
     let (code, reason) = match ending {
@@ -204,7 +232,13 @@ async fn serve(
         })));
         let _ = tokio::time::timeout(std::time::Duration::from_millis(100), close).await;
     }
-    tracing::debug!(jobs = c.following.len(), "connection closed");
+    tracing::debug!(
+        chats = c.following.len(),
+        jobs = c.jobs.len(),
+        "connection closed"
+    );
+    // Dropping the calculator jobs' tickets cancels them; the chats wait for a resume.
+    c.jobs.clear();
     c.state.relay.detach(c.following.into_keys(), conn);
 }
 
@@ -263,33 +297,4 @@ fn refused(client_ref: Option<String>, e: &crate::error::JobError) -> ServerMess
 enum Reply {
     One(ServerMessage),
     Many(Vec<ServerMessage>),
-}
-
-/// The whole life of a job answered from the result cache: accepted (no wait), the result
-/// (marked cached), done. Nothing is queued and nothing is logged for resume.
-fn cached_answer(client_ref: String, hit: &crate::cache::Cached) -> Vec<ServerMessage> {
-    let job_id = JobId(uuid::Uuid::new_v4().simple().to_string());
-    vec![
-        ServerMessage::Accepted {
-            client_ref,
-            job_id: job_id.clone(),
-            seq: 0,
-            position: 0,
-            queue_length: 0,
-            eta_ms: 0,
-            conversation_id: None,
-        },
-        ServerMessage::Result {
-            job_id: job_id.clone(),
-            seq: 1,
-            output: hit.output.clone(),
-            compute_ms: hit.compute_ms,
-            cached: true,
-        },
-        ServerMessage::Done {
-            job_id,
-            seq: 2,
-            usage: None,
-        },
-    ]
 }

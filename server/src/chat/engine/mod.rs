@@ -32,7 +32,7 @@ use crate::device::DeviceHost;
 use crate::model::local::{GenerateError, Generation, LocalLoader, LocalModel, Plan};
 use crate::model::manager::ModelLease;
 use crate::model::sampling::SamplingParams;
-use crate::scheduler::RunContext;
+use crate::job::RunContext;
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
