@@ -13,10 +13,6 @@
 //!
 //! Concurrency: atomics only; read by the device threads, the model loader and the calculator.
 
-use crate::AppState;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::Json;
 use serde::Deserialize;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -120,12 +116,6 @@ impl crate::device::Backend<crate::device::Device> for FaultyBackend {
     }
 }
 
-/// `POST /test/faults` (test mode only).
-pub async fn arm(State(state): State<AppState>, Json(arm): Json<Arm>) -> StatusCode {
-    tracing::warn!(?arm, "test fault armed");
-    state.faults.arm(&arm);
-    StatusCode::NO_CONTENT
-}
 
 #[cfg(test)]
 mod tests {

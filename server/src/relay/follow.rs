@@ -3,7 +3,7 @@
 //! lock only to find a log, then that log's lock, and never holds either across an `.await`.
 
 use super::{Follower, Read, Relay, ResumeError, READ_BATCH};
-use crate::session::SessionId;
+use crate::ids::SessionId;
 use app::protocol::JobId;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

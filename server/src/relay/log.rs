@@ -7,7 +7,7 @@
 use super::{Follower, Persist, Relay};
 use crate::job::{JobEvent, JobExecutor, JobTicket, Progress};
 use crate::messages::{to_messages, JobLabel};
-use crate::session::SessionId;
+use crate::ids::SessionId;
 use app::chat::{MessageStatus, Role};
 use app::protocol::ServerMessage;
 use parking_lot::{Mutex, MutexGuard};

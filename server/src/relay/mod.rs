@@ -27,7 +27,7 @@ use self::log::{ChatLog, ChatSink};
 use crate::error::JobError;
 use crate::job::{Scheduler, Work};
 use crate::messages::JobLabel;
-use crate::session::SessionId;
+use crate::ids::SessionId;
 use crate::store::Store;
 use app::chat::ConversationId;
 use app::protocol::JobId;

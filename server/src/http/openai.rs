@@ -10,7 +10,7 @@
 use crate::error::{http_status, retry_after_secs, JobError};
 use crate::job::{ChatParams, ChatWork, Work};
 use crate::job::{JobEvent, JobTicket, Outcome, Progress};
-use crate::AppState;
+use crate::http::AppState;
 use app::chat::{ChatTurn, ChatUsage, FinishReason, Role};
 use app::error_code::ErrorCode;
 use app::openai::{
@@ -94,7 +94,7 @@ pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
 /// `POST /v1/chat/completions`.
 pub async fn completions(
     State(state): State<AppState>,
-    crate::party::RequestParty(party): crate::party::RequestParty,
+    crate::http::party::RequestParty(party): crate::http::party::RequestParty,
     body: Result<Json<ChatCompletionRequest>, JsonRejection>,
 ) -> Response {
     let req = match body {

@@ -12,8 +12,8 @@
 
 use crate::error::AppError;
 use crate::relay::{Follower, Relay, Submission};
-use crate::session::SessionId;
-use crate::AppState;
+use crate::ids::SessionId;
+use crate::http::AppState;
 use app::chat::{ChatJob, ConversationId};
 use app::protocol::{JobId, ServerMessage};
 use axum::extract::rejection::JsonRejection;
@@ -45,7 +45,7 @@ pub struct StreamRequest {
 pub async fn chat_stream(
     State(state): State<AppState>,
     Extension(session): Extension<SessionId>,
-    crate::party::RequestParty(party): crate::party::RequestParty,
+    crate::http::party::RequestParty(party): crate::http::party::RequestParty,
     body: Result<Json<StreamRequest>, JsonRejection>,
 ) -> Result<Response, AppError> {
     let Json(req) =
@@ -56,7 +56,13 @@ pub async fn chat_stream(
         max_tokens: req.max_tokens,
         ..ChatJob::default()
     };
-    let prepared = crate::chat::prepare(&state, &session, job).await?;
+    let prepared = crate::chat::prepare(
+        &state.chat,
+        &state.store,
+        state.config.max_conversations_per_session,
+        &session,
+        job,
+    ).await?;
     let conversation = prepared.persist.conversation.clone();
     let follower = Follower {
         conn: uuid::Uuid::new_v4().as_u64_pair().0,

@@ -11,8 +11,8 @@ use crate::job::{EventSink, JobEvent, JobTicket};
 use crate::limits::ConnectionRate;
 use crate::messages::{cached_answer, to_messages, JobLabel};
 use crate::relay::{Follower, Submission};
-use crate::session::SessionId;
-use crate::AppState;
+use crate::ids::SessionId;
+use crate::http::AppState;
 use app::error_code::ErrorCode;
 use app::protocol::{ClientMessage, Job, JobId, ServerMessage};
 use std::collections::HashMap;
@@ -219,7 +219,13 @@ impl Conn {
             }
             Job::Chat(chat) => chat,
         };
-        let prepared = match crate::chat::prepare(&self.state, &self.session, chat).await {
+        let prepared = match crate::chat::prepare(
+            &self.state.chat,
+            &self.state.store,
+            self.state.config.max_conversations_per_session,
+            &self.session,
+            chat,
+        ).await {
             Ok(p) => p,
             Err(e) => return Some(Reply::One(refused(Some(client_ref), &e))),
         };

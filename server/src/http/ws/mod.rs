@@ -26,8 +26,8 @@ pub use conn::decode;
 
 use crate::limits::ConnectionPlace;
 use crate::relay::Follower;
-use crate::session::SessionId;
-use crate::AppState;
+use crate::ids::SessionId;
+use crate::http::AppState;
 use app::error_code::ErrorCode;
 use app::protocol::ServerMessage;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -47,12 +47,12 @@ use tracing::Instrument;
 pub async fn upgrade(
     State(state): State<AppState>,
     Extension(session): Extension<SessionId>,
-    crate::party::RequestParty(party): crate::party::RequestParty,
+    crate::http::party::RequestParty(party): crate::http::party::RequestParty,
     client: crate::client_addr::ClientAddr,
     headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !crate::embed::origin_allowed(&headers, &state.config.ws_allowed_origins) {
+    if !crate::http::embed::origin_allowed(&headers, &state.config.ws_allowed_origins) {
         state.ws_refused.fetch_add(1, Ordering::Relaxed);
         tracing::info!(origin = ?headers.get("origin"), "WebSocket refused: foreign origin");
         return crate::error::AppError::new(

@@ -5,7 +5,7 @@
 //!
 //! Concurrency: stateless, apart from the refused-upgrade counter (an atomic in `AppState`).
 
-use crate::AppState;
+use crate::http::AppState;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
@@ -33,7 +33,7 @@ pub fn frame_policy(path: &str, frame_ancestors: &[String]) -> String {
 /// their script policy in a `<meta>`: see `app::content_security_policy`.)
 pub async fn frame_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
-    let secure = crate::client_addr::ClientAddr::of(req.extensions()).secure(&state.config);
+    let secure = crate::client_addr::ClientAddr::of(req.extensions()).secure(state.config.secure_cookies);
     let mut response = next.run(req).await;
     let policy = format!(
         "{}; object-src 'none'; base-uri 'none'",
@@ -104,7 +104,7 @@ pub async fn widget_js() -> impl axum::response::IntoResponse {
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        include_str!("../assets/widget.js"),
+        include_str!("../../assets/widget.js"),
     )
 }
 

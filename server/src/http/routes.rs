@@ -8,7 +8,7 @@
 use crate::error::AppError;
 use crate::job::{JobEvent, Outcome, Work};
 use turnstile_scheduler::QueueView;
-use crate::AppState;
+use crate::http::AppState;
 use app::api::{ExecuteResponse, Health, SubsystemHealth, Subsystems};
 use app::error_code::ErrorCode;
 use app::protocol::CalcJob;
@@ -30,7 +30,7 @@ fn request_id(headers: &HeaderMap) -> String {
 /// `POST /api/execute`: one calculator job, answered when it is done.
 pub async fn execute(
     State(state): State<AppState>,
-    crate::party::RequestParty(party): crate::party::RequestParty,
+    crate::http::party::RequestParty(party): crate::http::party::RequestParty,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<ExecuteResponse>, AppError> {
@@ -121,7 +121,7 @@ async fn view(state: &AppState) -> Result<QueueView, AppError> {
 pub async fn device_queue(
     State(state): State<AppState>,
 ) -> Result<Json<app::api::DeviceQueue>, AppError> {
-    let mut queue = crate::views::device_queue(&view(&state).await?);
+    let mut queue = crate::http::views::device_queue(&view(&state).await?);
     queue.cache_hits = state.cache.hits();
     queue.total_requests += queue.cache_hits;
     Ok(Json(queue))
@@ -133,8 +133,8 @@ pub async fn queue_status(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<app::api::QueueStatus>, AppError> {
-    let mut status = crate::views::queue_status(&view(&state).await?);
-    if !crate::admin::may_see_detail(&state.config, &headers) {
+    let mut status = crate::http::views::queue_status(&view(&state).await?);
+    if !crate::http::admin::may_see_detail(&state.config, &headers) {
         status.queue_items.clear();
     }
     Ok(Json(status))
@@ -142,7 +142,7 @@ pub async fn queue_status(
 
 /// `GET /api/stats`.
 pub async fn stats(State(state): State<AppState>) -> Result<Json<app::api::Stats>, AppError> {
-    let mut stats = crate::views::stats(&view(&state).await?);
+    let mut stats = crate::http::views::stats(&view(&state).await?);
     stats.model = state.chat.stats();
     stats.cache = state.cache.stats();
     stats.process = app::api::ProcessStats {

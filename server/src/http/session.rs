@@ -12,55 +12,19 @@
 //! Concurrency: stateless. A new session is not recorded at all until it creates a conversation
 //! (and, as always, only the store's thread touches the connection).
 
-use crate::AppState;
+use crate::http::AppState;
+use crate::ids::SessionId;
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum_extra::extract::cookie::{Cookie, SameSite};
-use std::fmt;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "turnstile_session";
 /// The header a cookie-less client sends its token in.
 pub const HEADER: &str = "x-turnstile-session";
 
-/// A session's id: 32 lowercase hex characters (128 random bits).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct SessionId(
-    /// The id's 32 lowercase hex characters.
-    String,
-);
-
-impl SessionId {
-    /// A fresh random id.
-    pub fn new() -> SessionId {
-        SessionId(uuid::Uuid::new_v4().simple().to_string())
-    }
-
-    /// Accepts only the exact shape of an id; anything else is `None`.
-    pub fn parse(s: &str) -> Option<SessionId> {
-        (s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| SessionId(s.to_owned()))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Default for SessionId {
-    fn default() -> Self {
-        SessionId::new()
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// The session a request names: cookie, then header, then query parameter.
 fn from_request(req: &Request) -> (Option<SessionId>, bool) {
@@ -112,13 +76,13 @@ pub async fn session_layer(
     next: Next,
 ) -> Response {
     let (found, from_cookie) = from_request(&req);
-    let secure = crate::client_addr::ClientAddr::of(req.extensions()).secure(&state.config);
+    let secure = crate::client_addr::ClientAddr::of(req.extensions()).secure(state.config.secure_cookies);
     // A new session costs nothing until it stores something: its row is made with its first
     // conversation, so anonymous API traffic never writes to the database.
     let id = match found {
         Some(id) => id,
         None => {
-            req.extensions_mut().insert(crate::party::NewSession);
+            req.extensions_mut().insert(crate::http::party::NewSession);
             SessionId::new()
         }
     };
@@ -135,16 +99,6 @@ pub async fn session_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_well_formed_ids_parse() {
-        assert!(SessionId::parse(&"a".repeat(32)).is_some());
-        assert!(SessionId::parse(&"A".repeat(32)).is_none());
-        assert!(SessionId::parse(&"a".repeat(31)).is_none());
-        assert!(SessionId::parse("../../etc/passwd").is_none());
-        assert_eq!(SessionId::new().as_str().len(), 32);
-        assert_ne!(SessionId::new(), SessionId::new());
-    }
 
     #[test]
     fn the_cookie_is_http_only_and_same_site() {
