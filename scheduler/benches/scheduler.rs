@@ -4,13 +4,13 @@
 //! restored, untimed, after each one), so the figures show how the cost grows with n: the claim
 //! is O(log n) for all four (docs/benchmarks.md records them).
 //!
-//! `cargo bench -p server --bench scheduler`
+//! `cargo bench -p turnstile-scheduler --bench scheduler`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
-use turnstile_server::scheduler::fair::{FairClock, Party, QueueOrder, Tags};
-use turnstile_server::scheduler::queue::{Announced, QueueKey, WaitQueue};
+use turnstile_scheduler::fair::{FairClock, Party, QueueOrder, Tags};
+use turnstile_scheduler::queue::{Announced, QueueKey, WaitQueue};
 
 /// A waiting entry, as small as the scheduler's bookkeeping needs.
 struct Entry {

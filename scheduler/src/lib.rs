@@ -62,4 +62,6 @@ pub use view::{DeviceView, HistoryPoint, ItemStatus, Performance, QueueItem, Que
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod testkit;
+#[cfg(test)]
 mod tests;

@@ -168,8 +168,11 @@ impl<X: Executor> Task<X> {
                 Wake::Shutdown => self.drain(),
                 Wake::Command(cmd) => {
                     self.handle(cmd);
-                    // Take whatever else is queued before dispatching once for all of it.
+                    // Take whatever else is queued, dispatching before each command as if it
+                    // had woken the task alone: a job's `accepted` position, and a view, must
+                    // not count jobs ahead of it that are about to be dispatched.
                     while let Ok(cmd) = rx.try_recv() {
+                        self.dispatch();
                         self.handle(cmd);
                     }
                 }

@@ -7,7 +7,7 @@ struct Flaky {
     calls: AtomicU32,
 }
 
-impl Backend for Flaky {
+impl Backend<()> for Flaky {
     fn name(&self) -> String {
         "flaky".into()
     }
@@ -37,7 +37,7 @@ fn opens_lazily_and_closes_after_keep_alive() {
     assert!(!host.is_open());
     // Re-opened on demand.
     let _again = host.lease().unwrap();
-    assert_eq!(host.stats().opens, 2);
+    assert_eq!(host.view().opens, 2);
 }
 
 #[test]
@@ -52,7 +52,7 @@ fn a_failed_open_is_retried_by_the_next_lease() {
     assert!(host.lease().is_err());
     assert!(!host.is_open());
     assert!(host.lease().is_ok());
-    let s = host.stats();
+    let s = host.view();
     assert_eq!((s.opens, s.open_failures), (1, 1));
 }
 

@@ -1,14 +1,16 @@
 //! The checks after every step: waiting until the scheduler and the events heard match the
 //! model, then the invariants, and each event as an owner hears it.
 
-use super::harness::{Drain, Harness};
-use super::model::Phase;
+use super::harness::Harness;
+use super::model::{End, Phase};
 use super::probe::probe;
-use super::script::Kind;
+use super::script::{Kind, Script};
 use super::{MAX_RUN, SETTLE_LIMIT, STALE_FOR, STALE_POSITION, STALE_ROUNDS, STALL, TIMING};
-use crate::scheduler::*;
+use crate::testkit::{TestError, TestOutput};
+use crate::{Error, Event, ItemStatus, JobId, QueueView};
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 impl Harness {
     /// Waits until the scheduler and the owners' events match the model, then checks the
@@ -31,7 +33,7 @@ impl Harness {
                 }
             };
             self.drain().map_err(|e| pending(e, &diffs))?;
-            let snap = self.snapshot().await?;
+            let snap = self.view().await?;
             self.drain().map_err(|e| pending(e, &diffs))?;
             diffs = self.diffs(&snap);
             if diffs.is_empty() {
@@ -88,7 +90,7 @@ impl Harness {
     }
 
     /// Invariants 1 and 5 on the scheduler's own view and the executor's count.
-    fn invariants(&self, snap: &Snapshot) -> Result<(), String> {
+    fn invariants(&self, snap: &QueueView) -> Result<(), String> {
         let most = self.script.most_on_device.load(Ordering::SeqCst);
         if most > self.max_concurrent {
             return Err(format!(
@@ -97,19 +99,18 @@ impl Harness {
             ));
         }
         let on = self.script.on_device.load(Ordering::SeqCst);
-        let q = &snap.queue_status;
-        if q.queue_length > 0 && (on < self.max_concurrent || q.active_requests == 0) {
+        if snap.waiting > 0 && (on < self.max_concurrent || snap.running == 0) {
             return Err(format!(
                 "{} jobs wait while the device has a free place ({on} of {} on the device, {} \
-                 running in the snapshot)",
-                q.queue_length, self.max_concurrent, q.active_requests
+                 running in the view)",
+                snap.waiting, self.max_concurrent, snap.running
             ));
         }
         Ok(())
     }
 
     /// What the scheduler and the events heard lack, against the model.
-    fn diffs(&self, snap: &Snapshot) -> Vec<String> {
+    fn diffs(&self, snap: &QueueView) -> Vec<String> {
         let mut d = vec![];
         for (j, job) in self.jobs.iter().enumerate().filter(|(_, j)| !j.gone) {
             let l = job.label;
@@ -139,27 +140,30 @@ impl Harness {
         let running = self.dispatched.len().min(self.max_concurrent) as u64;
         let prefetched = self.dispatched.len() as u64 - running;
         let queued = self.queue.len() as u64;
-        let q = &snap.queue_status;
-        let seen = (q.active_requests, snap.prefetched, q.queue_length);
+        let seen = (snap.running, snap.prefetched, snap.waiting);
         if seen != (running, prefetched, prefetched + queued) {
             d.push(format!(
-                "the snapshot's (running, prefetched, waiting) is {seen:?}, the model's {:?}",
+                "the view's (running, prefetched, waiting) is {seen:?}, the model's {:?}",
                 (running, prefetched, prefetched + queued)
             ));
         }
-        let count = |s: &str| q.queue_items.iter().filter(|i| i.status == s).count() as u64;
-        let listed = (count("running"), count("starting"), count("queued"));
+        let count = |s: ItemStatus| snap.items.iter().filter(|i| i.status == s).count() as u64;
+        let listed = (
+            count(ItemStatus::Running),
+            count(ItemStatus::Starting),
+            count(ItemStatus::Queued),
+        );
         if listed != (running, prefetched, queued.min(100)) {
-            d.push(format!("the snapshot lists {listed:?}"));
+            d.push(format!("the view lists {listed:?}"));
         }
-        let positions: Vec<u64> = q
-            .queue_items
+        let positions: Vec<u64> = snap
+            .items
             .iter()
-            .filter(|i| i.status != "running")
+            .filter(|i| i.status != ItemStatus::Running)
             .map(|i| i.position)
             .collect();
         if positions != (1..=positions.len() as u64).collect::<Vec<_>>() {
-            d.push(format!("the snapshot lists positions {positions:?}"));
+            d.push(format!("the view lists positions {positions:?}"));
         }
         let on = self.on_device().len();
         let on_seen = self.script.on_device.load(Ordering::SeqCst);
@@ -170,10 +174,10 @@ impl Harness {
             .waiting()
             .map(|j| &*self.owners[j.owner].party.key)
             .collect();
-        if snap.stats.queue.parties_waiting != parties.len() as u64 {
+        if snap.parties_waiting != parties.len() as u64 {
             d.push(format!(
                 "{} parties waiting, the model has {parties:?}",
-                snap.stats.queue.parties_waiting
+                snap.parties_waiting
             ));
         }
         let ran = self
@@ -181,10 +185,10 @@ impl Harness {
             .iter()
             .filter(|j| j.phase == Phase::Ended && j.start_lb.is_some())
             .count() as u64;
-        if q.total_processed != ran {
+        if snap.total_finished != ran {
             d.push(format!(
                 "{} jobs processed, the model has {ran}",
-                q.total_processed
+                snap.total_finished
             ));
         }
         d
@@ -196,7 +200,7 @@ impl Harness {
         for o in 0..self.owners.len() {
             while let Some(conn) = self.owners[o].conn.as_mut() {
                 let generation = conn.generation;
-                let Some((id, event)) = conn.rx.next_now() else {
+                let Ok((id, event)) = conn.rx.try_recv() else {
                     break;
                 };
                 self.heard(o, generation, id, event, now)?;
@@ -211,7 +215,7 @@ impl Harness {
         o: usize,
         generation: u64,
         id: JobId,
-        event: JobEvent,
+        event: Event<Script>,
         now: Instant,
     ) -> Result<(), String> {
         let Some(&j) = self.by_id.get(&id) else {
@@ -231,11 +235,11 @@ impl Harness {
         if let Some(end) = &job.end {
             return Err(format!("L{l} heard {event:?} after its end {end:?}"));
         }
-        if !job.accepted && !matches!(event, JobEvent::Accepted { .. }) {
+        if !job.accepted && !matches!(event, Event::Accepted { .. }) {
             return Err(format!("L{l} heard {event:?} before accepted"));
         }
         match &event {
-            JobEvent::Accepted {
+            Event::Accepted {
                 position,
                 queue_length,
                 ..
@@ -258,13 +262,13 @@ impl Harness {
                 job.accepted = true;
                 job.told = Some(*position);
             }
-            JobEvent::Position { position, .. } => {
+            Event::Position { position, .. } => {
                 if job.started_heard.is_some() {
                     return Err(format!("L{l} heard position {position} after it started"));
                 }
                 job.told = Some(*position);
             }
-            JobEvent::Started { .. } => {
+            Event::Started { .. } => {
                 if job.started_heard.is_some() {
                     return Err(format!("L{l} started twice"));
                 }
@@ -277,26 +281,20 @@ impl Harness {
                 }
                 job.started_heard = Some(now);
             }
-            JobEvent::Result { .. } => {
-                if job.started_heard.is_none() || job.expect_end != Some(JobEvent::Done) {
+            Event::Ended(Ok(output)) => {
+                if job.started_heard.is_none() || job.expect_end != Some(End::Done) {
                     return Err(format!(
-                        "L{l} heard a result (started: {}, fate: {:?})",
+                        "L{l} heard its result {output:?} (started: {}, fate: {:?})",
                         job.started_heard.is_some(),
                         job.expect_end
                     ));
                 }
-                job.result = true;
-            }
-            JobEvent::Done => {
-                if !job.result || job.expect_end != Some(JobEvent::Done) {
-                    return Err(format!(
-                        "L{l} heard done (result: {}, fate: {:?})",
-                        job.result, job.expect_end
-                    ));
+                if *output != TestOutput::Calc(l) {
+                    return Err(format!("L{l} heard the result {output:?}, not its own"));
                 }
             }
-            JobEvent::Failed(e) => {
-                let timed_out = *e == JobError::RunTimeout(MAX_RUN);
+            Event::Ended(Err(e)) => {
+                let timed_out = *e == TestError::Scheduler(Error::RunTimeout(MAX_RUN));
                 let ran = job.start_lb.map(|t| now - t);
                 if timed_out && ran.is_none_or(|r| r < MAX_RUN) {
                     return Err(format!("L{l} timed out after running {ran:?}"));
@@ -313,7 +311,7 @@ impl Harness {
                 }
                 // A held job told to finish near its limit may time out first.
                 let late = timed_out && job.kind == Kind::Held && job.expect_end.is_some();
-                if job.expect_end.as_ref() != Some(&event) && !late {
+                if job.expect_end.as_ref() != Some(&End::Failed(e.clone())) && !late {
                     return Err(format!(
                         "L{l} heard {event:?}, its fate calls for {:?} (phase {:?})",
                         job.expect_end, job.phase
@@ -322,8 +320,11 @@ impl Harness {
             }
             other => return Err(format!("L{l} heard {other:?}")),
         }
-        if event.is_terminal() {
-            job.end = Some(event);
+        if let Event::Ended(r) = event {
+            job.end = Some(match r {
+                Ok(_) => End::Done,
+                Err(e) => End::Failed(e),
+            });
         }
         Ok(())
     }

@@ -1,61 +1,30 @@
 //! The harness: the real scheduler on a device host with real device threads and the scripted
 //! executor, the owners and their connections, the model beside them, and the run of a case.
 
-use super::model::{Job, Phase};
+use super::model::{End, Job, Phase};
 use super::probe::probe;
 use super::script::{Cmd, Kind, Script};
 use super::strategy::{Op, Setup, Variant};
 use super::{AUTO_FINISH_AFTER, AUTO_FINISH_OPS, INTERVAL, MAX_RUN, OWNERS};
-use crate::device::{CpuBackend, WorkerConfig};
-use crate::scheduler::fair::FairClock;
-use crate::scheduler::*;
+use crate::device::{DeviceHost, Places, WorkerConfig};
+use crate::fair::FairClock;
+use crate::SchedulerConfig;
+use crate::{Event, EventSink, JobId, JobTicket, Party, QueueKey, QueueView, Scheduler};
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-// Owners' channels, whichever kind of sender `EventSink` is.
-
-type Item = (JobId, JobEvent);
-
-pub(super) trait Sink: Sized {
-    type Rx: Drain;
-    fn pair() -> (Self, Self::Rx);
-}
-
-pub(super) trait Drain {
-    fn next_now(&mut self) -> Option<Item>;
-}
-
-impl Sink for mpsc::Sender<Item> {
-    type Rx = mpsc::Receiver<Item>;
-    fn pair() -> (Self, Self::Rx) {
-        mpsc::channel(4096)
-    }
-}
-
-impl Drain for mpsc::Receiver<Item> {
-    fn next_now(&mut self) -> Option<Item> {
-        self.try_recv().ok()
-    }
-}
-
-impl Sink for mpsc::UnboundedSender<Item> {
-    type Rx = mpsc::UnboundedReceiver<Item>;
-    fn pair() -> (Self, Self::Rx) {
-        mpsc::unbounded_channel()
-    }
-}
-
-impl Drain for mpsc::UnboundedReceiver<Item> {
-    fn next_now(&mut self) -> Option<Item> {
-        self.try_recv().ok()
-    }
-}
+/// What an owner's connection receives.
+pub(super) type Item = (JobId, Event<Script>);
 
 pub(super) struct Conn {
     pub(super) generation: u64,
-    pub(super) tx: EventSink,
-    pub(super) rx: <EventSink as Sink>::Rx,
-    pub(super) tickets: BTreeMap<usize, JobTicket>,
+    pub(super) tx: EventSink<Script>,
+    pub(super) rx: mpsc::UnboundedReceiver<Item>,
+    pub(super) tickets: BTreeMap<usize, JobTicket<Script>>,
 }
 
 pub(super) struct Owner {
@@ -68,7 +37,7 @@ pub(super) struct Harness {
     pub(super) check_queue_length: bool,
     pub(super) multi_thread: bool,
     pub(super) config: SchedulerConfig,
-    pub(super) scheduler: Scheduler,
+    pub(super) scheduler: Scheduler<Script>,
     pub(super) script: Arc<Script>,
     pub(super) owners: Vec<Owner>,
     pub(super) jobs: Vec<Job>,
@@ -118,7 +87,7 @@ impl Harness {
         // As the server does: one device thread per place on the device. A short keep-alive
         // closes and reopens the device between jobs.
         let device = DeviceHost::with_workers(
-            Box::new(CpuBackend),
+            Box::new(Places),
             Duration::from_millis(2),
             WorkerConfig {
                 slots: v.max_concurrent,
@@ -129,7 +98,7 @@ impl Harness {
             config.clone(),
             device,
             script.clone(),
-            Arc::new(crate::metrics::Metrics::new()),
+            Arc::new(()),
             CancellationToken::new(),
         );
         let owners = (0..OWNERS)
@@ -213,7 +182,7 @@ impl Harness {
             self.step_began = now;
             self.trace.push(format!("(finish L{})", self.jobs[j].label));
             self.script.command(self.jobs[j].label, Cmd::Finish);
-            self.end(j, Some(JobEvent::Done));
+            self.end(j, Some(End::Done));
             self.advance();
             self.settle().await?;
         }
@@ -225,10 +194,10 @@ impl Harness {
         let o = &mut self.owners[owner];
         if o.conn.is_none() {
             self.next_generation += 1;
-            let (tx, rx) = EventSink::pair();
+            let (tx, rx) = mpsc::unbounded_channel();
             o.conn = Some(Conn {
                 generation,
-                tx,
+                tx: Arc::new(tx),
                 rx,
                 tickets: BTreeMap::new(),
             });
@@ -248,7 +217,7 @@ impl Harness {
             self.step_began = Instant::now();
             for j in on {
                 self.script.command(self.jobs[j].label, Cmd::Finish);
-                self.end(j, Some(JobEvent::Done));
+                self.end(j, Some(End::Done));
             }
             self.advance();
             self.settle().await?;
@@ -264,17 +233,19 @@ impl Harness {
                 return Err(format!("L{} never heard its end", job.label));
             }
         }
-        let snap = self.snapshot().await?;
-        let q = &snap.queue_status;
-        if q.queue_length != 0 || q.active_requests != 0 || snap.stats.queue.parties_waiting != 0 {
-            return Err(format!("not idle at the end: {q:?}"));
+        let view = self.view().await?;
+        if view.waiting != 0 || view.running != 0 || view.parties_waiting != 0 {
+            return Err(format!(
+                "not idle at the end: {} waiting, {} running, {} parties waiting, listed {:?}",
+                view.waiting, view.running, view.parties_waiting, view.items
+            ));
         }
         Ok(())
     }
 
-    pub(super) async fn snapshot(&self) -> Result<Snapshot, String> {
+    pub(super) async fn view(&self) -> Result<QueueView, String> {
         self.scheduler
-            .snapshot()
+            .view()
             .await
             .ok_or_else(|| "the scheduler stopped".to_string())
     }

@@ -12,12 +12,13 @@
 //!
 //! A model of the queue (tagged by the crate's own fair clock, so its order is the scheduler's)
 //! predicts what every owner must hear. After every operation the test waits until the
-//! scheduler's snapshot and the events heard match the model (or a time limit passes), then
+//! scheduler's view and the events heard match the model (or a time limit passes), then
 //! checks:
 //! 1. never more jobs on the device at once than `max_concurrent` (the executor counts);
-//! 2. every accepted job hears `accepted` first, `started` before `result`/`done`, exactly one
-//!    terminal event (the one its fate calls for) and nothing after it; at the end, with every
-//!    job finished, every job of a connected owner has had its terminal event;
+//! 2. every accepted job hears `accepted` first, `started` before a successful `ended` (which
+//!    carries its own label), exactly one terminal event (the one its fate calls for) and
+//!    nothing after it; at the end, with every job finished, every job of a connected owner has
+//!    had its terminal event;
 //! 3. an owner hears only about its own jobs, and a refused submission produces no event (an
 //!    event for an id nobody was given fails), and admission refuses exactly when the model's
 //!    waiting jobs (queued or prefetched) reach a cap;
@@ -25,7 +26,7 @@
 //!    not started (the prefetched ones, and those earlier in the queue's order); `accepted`'s
 //!    position is exact at once;
 //! 5. no job waits while the device has a free place (the device is full whenever anything
-//!    waits), and the snapshot agrees with the model (running, prefetched, waiting, the listing,
+//!    waits), and the view agrees with the model (running, prefetched, waiting, the listing,
 //!    parties waiting, jobs processed).
 //!
 //! Properties: one place on the device, two places, no prefetch (all on a current-thread
@@ -48,9 +49,9 @@ mod script;
 mod steps;
 mod strategy;
 
-use super::*;
 use harness::Harness;
 use proptest::prelude::*;
+use std::time::Duration;
 use strategy::{ops, setups, Mix, Op, Setup, Variant};
 
 /// The longest run before `timeout`.
@@ -251,7 +252,7 @@ proptest! {
 
     /// `accepted`'s `queue_length` is, as documented, the jobs waiting in all, this one
     /// included, so never less than its position: prefetched jobs count as waiting everywhere
-    /// else (positions, the snapshot's `queue_length`, admission).
+    /// else (positions, the view's `waiting`, admission).
     ///
     /// (Found by proptest, since fixed: it was the queue's length alone, so with
     /// `Burst([(0, 1), (0, 1), (0, 1)])` the third job heard position 2 of `queue_length` 1.)

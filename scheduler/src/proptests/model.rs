@@ -3,9 +3,10 @@
 
 use super::harness::Harness;
 use super::script::Kind;
-use crate::scheduler::fair::Tags;
-use crate::scheduler::*;
-use std::time::Instant;
+use crate::fair::{Party, Tags};
+use crate::testkit::TestError;
+use crate::Error;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Phase {
@@ -17,6 +18,22 @@ pub(super) enum Phase {
     OnDevice,
     /// Left the scheduler (or will, once its runner reports).
     Ended,
+}
+
+/// How a job ends, as its owner hears it (the terminal event, comparable).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum End {
+    /// It ran and produced its result.
+    Done,
+    /// It failed with this error.
+    Failed(TestError),
+}
+
+impl End {
+    /// A failure the scheduler decides.
+    pub(super) fn failed(e: Error) -> End {
+        End::Failed(e.into())
+    }
 }
 
 pub(super) struct Job {
@@ -32,7 +49,7 @@ pub(super) struct Job {
     /// `accepted`'s position, and the jobs waiting in all, this one included.
     pub(super) accepted_as: (u64, u64),
     /// The terminal event its fate calls for (once it has one).
-    pub(super) expect_end: Option<JobEvent>,
+    pub(super) expect_end: Option<End>,
     /// The earliest it can have started on the device.
     pub(super) start_lb: Option<Instant>,
     /// Operations it has spent on the device.
@@ -41,8 +58,7 @@ pub(super) struct Job {
     pub(super) accepted: bool,
     pub(super) told: Option<u64>,
     pub(super) started_heard: Option<Instant>,
-    pub(super) result: bool,
-    pub(super) end: Option<JobEvent>,
+    pub(super) end: Option<End>,
 }
 
 impl Harness {
@@ -59,7 +75,7 @@ impl Harness {
 
     /// What admission answers `party`; `burst`: counting the jobs of the burst so far as still
     /// waiting.
-    pub(super) fn admission(&self, party: &Party, burst: bool) -> Result<(), JobError> {
+    pub(super) fn admission(&self, party: &Party, burst: bool) -> Result<(), TestError> {
         let holding: Vec<&Job> = self
             .jobs
             .iter()
@@ -76,19 +92,20 @@ impl Harness {
             .filter(|j| self.owners[j.owner].party.key == party.key)
             .count();
         if cap > 0 && mine >= cap {
-            return Err(JobError::RateLimited {
+            return Err(Error::RateLimited {
                 waiting: cap,
                 retry_after: Duration::from_secs(1),
-            });
+            }
+            .into());
         }
         if holding.len() >= self.config.max_waiting {
-            return Err(JobError::QueueFull(self.config.max_waiting));
+            return Err(Error::QueueFull(self.config.max_waiting).into());
         }
         Ok(())
     }
 
     /// The job leaves the scheduler; `end` is what its owner must hear last.
-    pub(super) fn end(&mut self, j: usize, end: Option<JobEvent>) {
+    pub(super) fn end(&mut self, j: usize, end: Option<End>) {
         self.dispatched.retain(|&k| k != j);
         if self.jobs[j].phase == Phase::Queued {
             self.queue.remove(&self.jobs[j].tags.key);
@@ -98,7 +115,7 @@ impl Harness {
     }
 
     /// Takes the job out of the queue without running it (the scheduler's cancel).
-    pub(super) fn withdraw(&mut self, j: usize, end: Option<JobEvent>) {
+    pub(super) fn withdraw(&mut self, j: usize, end: Option<End>) {
         let party = self.owners[self.jobs[j].owner].party.clone();
         let tags = self.jobs[j].tags;
         self.clock.withdrawn(&party, &tags);
@@ -124,7 +141,7 @@ impl Harness {
                 self.jobs[j].phase = Phase::OnDevice;
                 self.jobs[j].start_lb = Some(self.step_began);
                 if self.jobs[j].kind == Kind::Quick {
-                    self.end(j, Some(JobEvent::Done));
+                    self.end(j, Some(End::Done));
                 }
                 continue;
             }
@@ -135,7 +152,7 @@ impl Harness {
                     self.dispatched.push(j);
                     self.jobs[j].phase = Phase::Dispatched;
                     if self.jobs[j].kind == Kind::EarlyPanic {
-                        self.end(j, Some(JobEvent::Failed(JobError::DeviceFailed)));
+                        self.end(j, Some(End::failed(Error::DeviceFailed)));
                     }
                     continue;
                 }

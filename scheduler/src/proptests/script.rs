@@ -1,12 +1,17 @@
 //! The scripted executor: each job's kind and the test's commands decide what it does, and it
-//! counts the jobs on the device.
+//! counts the jobs on the device. Its jobs are the test kit's [`TestJob`]s (a `Sleep` of the
+//! job's cost, so the fair order charges that), told apart by their labels.
 
 use super::SAFETY;
-use crate::scheduler::*;
+use crate::testkit::{TestError, TestJob, TestOutput};
+use crate::{Error, Executor, RunContext};
+use futures::future::BoxFuture;
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// What a job does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +31,7 @@ pub(super) enum Cmd {
     Panic,
 }
 
-/// The executor: each job's label (its `dim`) keys its kind and the commands for it.
+/// The executor: each job's label keys its kind and the commands for it.
 #[derive(Default)]
 pub(super) struct Script {
     pub(super) kinds: Mutex<HashMap<u64, Kind>>,
@@ -60,15 +65,12 @@ impl Script {
     }
 
     /// The device closure.
-    fn hold(&self, label: u64, kind: Kind, cancel: &CancellationToken) -> Result<Tensor, JobError> {
+    fn hold(&self, label: u64, kind: Kind, cancel: &CancellationToken) -> Result<u64, TestError> {
         let now = self.on_device.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_on_device.fetch_max(now, Ordering::SeqCst);
         self.started.lock().push(label);
         let _leave = Leave(&self.on_device);
-        let output = Tensor {
-            shape: vec![],
-            data: vec![label as f32],
-        };
+        let output = label;
         if kind == Kind::Quick {
             return Ok(output);
         }
@@ -86,10 +88,10 @@ impl Script {
                 None => {}
             }
             if cancel.is_cancelled() {
-                return Err(JobError::Cancelled);
+                return Err(Error::Cancelled.into());
             }
             if self.aborted.load(Ordering::SeqCst) || Instant::now() > give_up {
-                return Err(JobError::Internal);
+                return Err(TestError::Internal);
             }
             self.wake.wait_for(&mut cmds, Duration::from_millis(1));
         }
@@ -97,20 +99,23 @@ impl Script {
 }
 
 impl Executor for Script {
-    fn validate(&self, _work: &Work) -> Result<(), JobError> {
+    type Job = TestJob;
+    type Device = ();
+    type Progress = String;
+    type Output = TestOutput;
+    type Error = TestError;
+
+    fn validate(&self, _job: &TestJob) -> Result<(), TestError> {
         Ok(())
     }
 
     fn run(
         self: Arc<Self>,
-        work: Work,
-        ctx: RunContext,
-    ) -> BoxFuture<'static, Result<Outcome, JobError>> {
+        job: TestJob,
+        ctx: RunContext<Self>,
+    ) -> BoxFuture<'static, Result<TestOutput, TestError>> {
         Box::pin(async move {
-            let Work::Calc(c) = work else {
-                return Err(JobError::Internal);
-            };
-            let label = c.dim.unwrap_or_default() as u64;
+            let label = job.label;
             self.runs.lock().push(label);
             let kind = self
                 .kinds
@@ -125,10 +130,7 @@ impl Executor for Script {
             let output = ctx
                 .on_device(move |_| self.hold(label, kind, &cancel))
                 .await?;
-            Ok(Outcome::Tensor {
-                output,
-                compute_ms: 0.0,
-            })
+            Ok(TestOutput::Calc(output))
         })
     }
 }

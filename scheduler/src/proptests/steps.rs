@@ -2,16 +2,19 @@
 //! device, a cancel, a disconnect, a stall) and to the model alike.
 
 use super::harness::{Conn, Harness};
-use super::model::{Job, Phase};
+use super::model::{End, Job, Phase};
 use super::script::{Cmd, Kind};
 use super::MAX_RUN;
-use crate::scheduler::*;
-use app::protocol::{CalcJob, Op as CalcOp};
+use crate::testkit::{TestError, TestJob, TestOp};
+use crate::{Error, Failure};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-fn same_refusal(a: &JobError, b: &JobError) -> bool {
+/// The same refusal, whatever the retry hint.
+fn same_refusal(a: &TestError, b: &TestError) -> bool {
+    use TestError::Scheduler as S;
     match (a, b) {
-        (JobError::RateLimited { waiting: x, .. }, JobError::RateLimited { waiting: y, .. }) => {
+        (S(Error::RateLimited { waiting: x, .. }), S(Error::RateLimited { waiting: y, .. })) => {
             x == y
         }
         _ => a == b,
@@ -29,14 +32,11 @@ impl Harness {
         let expected = self.admission(&party, true);
         // On a multi-thread runtime the burst's first jobs may have started meanwhile.
         let also = self.multi_thread.then(|| self.admission(&party, false));
-        let work = Work::Calc(CalcJob {
-            op: CalcOp::Sleep,
-            a: None,
-            b: None,
-            dim: Some(label as usize),
-            ms: Some(cost_ms),
-            us: None,
-        });
+        let work = TestJob {
+            op: TestOp::Sleep,
+            ms: cost_ms,
+            label,
+        };
         let ticket = match (expected, self.scheduler.submit(work, party.clone(), sink)) {
             (Ok(()), Ok(ticket)) => ticket,
             (Err(want), Err(got))
@@ -54,7 +54,7 @@ impl Harness {
                 return Err(format!(
                     "admission of L{label} for owner {owner}: the model expects {want:?}, the \
                      scheduler answered {:?}",
-                    got.map(|t| t.id().clone())
+                    got.map(|t| t.id())
                 ))
             }
         };
@@ -67,7 +67,7 @@ impl Harness {
         let j = self.jobs.len();
         self.queue.insert(tags.key, j);
         let in_all = offset + self.queue.len() as u64;
-        self.by_id.insert(ticket.id().clone(), j);
+        self.by_id.insert(ticket.id(), j);
         self.jobs.push(Job {
             label,
             owner,
@@ -83,7 +83,6 @@ impl Harness {
             accepted: false,
             told: None,
             started_heard: None,
-            result: false,
             end: None,
         });
         self.owners[owner]
@@ -106,8 +105,8 @@ impl Harness {
         self.trace.push(format!("(L{})", self.jobs[j].label));
         self.script.command(self.jobs[j].label, cmd);
         let end = match cmd {
-            Cmd::Finish => JobEvent::Done,
-            Cmd::Panic => JobEvent::Failed(JobError::DeviceFailed),
+            Cmd::Finish => End::Done,
+            Cmd::Panic => End::failed(Error::DeviceFailed),
         };
         self.end(j, Some(end));
         self.advance();
@@ -137,7 +136,7 @@ impl Harness {
             .and_then(|c| c.tickets.remove(&j))
             .expect("held ticket");
         ticket.cancel();
-        let cancelled = Some(JobEvent::Failed(JobError::Cancelled));
+        let cancelled = Some(End::failed(Error::Cancelled));
         match self.jobs[j].phase {
             Phase::Queued => self.withdraw(j, cancelled),
             Phase::Dispatched | Phase::OnDevice => self.end(j, cancelled),
@@ -181,7 +180,7 @@ impl Harness {
         };
         tokio::time::sleep_until((latest + MAX_RUN + Duration::from_millis(1)).into()).await;
         for j in on {
-            self.end(j, Some(JobEvent::Failed(JobError::RunTimeout(MAX_RUN))));
+            self.end(j, Some(End::failed(Error::RunTimeout(MAX_RUN))));
         }
         self.advance();
     }

@@ -2,7 +2,7 @@
 
 use super::script::Kind;
 use super::OWNERS;
-use crate::scheduler::*;
+use crate::QueueOrder;
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]

@@ -1,7 +1,8 @@
-//! Admission limits and the wait deadline: a full queue, a party at its cap, a job that waits
-//! too long.
+//! Admission limits and the wait deadline: a full queue, a party at its cap, a job the executor
+//! refuses, a job that waits too long.
 
 use super::*;
+use crate::testkit::LONGEST_MS;
 
 #[tokio::test]
 async fn a_full_queue_refuses_at_once() {
@@ -10,14 +11,25 @@ async fn a_full_queue_refuses_at_once() {
         ..config()
     });
     let o = owner();
-    let _t1 = s
-        .submit(job(Op::Sleep, 500), o.party.clone(), o.tx.clone())
-        .unwrap();
-    let _t2 = s
-        .submit(job(Op::Sleep, 1), o.party.clone(), o.tx.clone())
-        .unwrap();
-    let r = s.submit(job(Op::Sleep, 1), o.party.clone(), o.tx.clone());
-    assert_eq!(r.err(), Some(JobError::QueueFull(2)));
+    let _t1 = o.submit(&s, job(TestOp::Sleep, 500)).unwrap();
+    let _t2 = o.submit(&s, job(TestOp::Sleep, 1)).unwrap();
+    let r = o.submit(&s, job(TestOp::Sleep, 1));
+    assert_eq!(r.err(), Some(TestError::Scheduler(Error::QueueFull(2))));
+}
+
+#[tokio::test]
+async fn a_job_the_executor_refuses_never_queues_and_is_counted() {
+    let (s, _) = start(config());
+    let mut o = owner();
+    let r = o.submit(&s, job(TestOp::Sleep, LONGEST_MS + 1));
+    assert!(
+        matches!(r.err(), Some(TestError::InvalidInput(_))),
+        "refused by validate"
+    );
+    let view = s.view().await.unwrap();
+    assert_eq!(view.rejected, [("invalid_input", 1)]);
+    assert_eq!((view.waiting, view.running), (0, 0));
+    assert!(o.rx.try_recv().is_err(), "a refused job has no events");
 }
 
 #[tokio::test]
@@ -27,19 +39,12 @@ async fn a_job_that_waits_too_long_times_out() {
         ..config()
     });
     let (a, mut b) = (owner(), owner());
-    let _ta = s
-        .submit(job(Op::Sleep, 1000), a.party.clone(), a.tx.clone())
-        .unwrap();
-    let _tb = s
-        .submit(job(Op::Sleep, 1), b.party.clone(), b.tx.clone())
-        .unwrap();
+    let _ta = a.submit(&s, job(TestOp::Sleep, 1000)).unwrap();
+    let _tb = b.submit(&s, job(TestOp::Sleep, 1)).unwrap();
     let t = Instant::now();
-    let events = b.until_end().await;
     assert_eq!(
-        events.last(),
-        Some(&JobEvent::Failed(JobError::WaitTimeout(
-            Duration::from_millis(100)
-        )))
+        b.end().await,
+        failed(Error::WaitTimeout(Duration::from_millis(100)))
     );
     assert!(
         t.elapsed() < Duration::from_millis(900),
@@ -58,25 +63,17 @@ async fn a_party_at_its_cap_is_rate_limited_and_others_are_not() {
     // is over the cap of three.
     let mut tickets = vec![];
     for _ in 0..4 {
-        tickets.push(
-            s.submit(job(Op::Sleep, 300), a.party.clone(), a.tx.clone())
-                .unwrap(),
-        );
+        tickets.push(a.submit(&s, job(TestOp::Sleep, 300)).unwrap());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    match s.submit(job(Op::Sleep, 1), a.party.clone(), a.tx.clone()) {
-        Err(JobError::RateLimited {
+    match a.submit(&s, job(TestOp::Sleep, 1)) {
+        Err(TestError::Scheduler(Error::RateLimited {
             waiting: 3,
             retry_after,
-        }) => {
+        })) => {
             assert!(retry_after >= Duration::from_secs(1))
         }
-        other => panic!(
-            "expected rate_limited, got {:?}",
-            other.map(|t| t.id().clone())
-        ),
+        other => panic!("expected rate_limited, got {:?}", other.map(|t| t.id())),
     }
-    assert!(s
-        .submit(job(Op::Sleep, 1), b.party.clone(), b.tx.clone())
-        .is_ok());
+    assert!(b.submit(&s, job(TestOp::Sleep, 1)).is_ok());
 }

@@ -1,72 +1,23 @@
-//! Scheduler unit tests with a scripted executor: `sleep` ops hold the device for `ms` (checking
-//! for cancellation), `exp` panics, anything else returns at once. Each job's `ms` doubles as its
-//! label in the executor's start log.
+//! Scheduler unit tests with the scripted executor ([`crate::testkit::Scripted`]): `Sleep` jobs
+//! hold the device for `ms` (checking for cancellation), `Panic` jobs panic on it, chats hold a
+//! lane. Each job's `ms` doubles as its label in the executor's start log and its output. Here:
+//! the common setup and [`Owner`], one job owner with its own event sink.
 
-use super::*;
-use crate::device::CpuBackend;
-use app::protocol::{CalcJob, Op};
-use parking_lot::Mutex;
-use std::time::Instant;
+use crate::device::{DeviceHost, Places};
+use crate::testkit::{Scripted, TestError, TestJob, TestOp, TestOutput};
+use crate::{Error, Event, EventSink, JobId, JobTicket, Party, Scheduler, SchedulerConfig};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 mod lanes;
 mod limits;
 mod order;
 mod release;
 
-struct Scripted {
-    started: Mutex<Vec<u64>>,
-}
-
-impl Scripted {
-    fn compute(&self, c: &CalcJob, cancel: &CancellationToken) -> Result<Tensor, JobError> {
-        let ms = c.ms.unwrap_or(0);
-        self.started.lock().push(ms);
-        match c.op {
-            Op::Exp => panic!("scripted panic"),
-            Op::Sleep => {
-                let until = Instant::now() + Duration::from_millis(ms);
-                while Instant::now() < until {
-                    if cancel.is_cancelled() {
-                        return Err(JobError::Cancelled);
-                    }
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Ok(Tensor {
-                    shape: vec![],
-                    data: vec![ms as f32],
-                })
-            }
-            _ => Ok(Tensor {
-                shape: vec![],
-                data: vec![ms as f32],
-            }),
-        }
-    }
-}
-
-impl Executor for Scripted {
-    fn validate(&self, _job: &Work) -> Result<(), JobError> {
-        Ok(())
-    }
-
-    fn run(
-        self: Arc<Self>,
-        work: Work,
-        ctx: RunContext,
-    ) -> BoxFuture<'static, Result<Outcome, JobError>> {
-        Box::pin(async move {
-            let Work::Calc(c) = work else {
-                return Err(JobError::InvalidInput("calc only".into()));
-            };
-            let cancel = ctx.cancel.clone();
-            let output = ctx.on_device(move |_d| self.compute(&c, &cancel)).await?;
-            Ok(Outcome::Tensor {
-                output,
-                compute_ms: 0.0,
-            })
-        })
-    }
-}
+/// An event of a unit test's job.
+type Ev = Event<Scripted>;
 
 fn config() -> SchedulerConfig {
     SchedulerConfig {
@@ -79,50 +30,56 @@ fn config() -> SchedulerConfig {
     }
 }
 
-fn start(config: SchedulerConfig) -> (Scheduler, Arc<Scripted>) {
-    let exec = Arc::new(Scripted {
-        started: Mutex::new(vec![]),
-    });
-    let device = DeviceHost::new(Box::new(CpuBackend), Duration::from_secs(60));
+fn start(config: SchedulerConfig) -> (Scheduler<Scripted>, Arc<Scripted>) {
+    let exec = Arc::new(Scripted::default());
+    let device = DeviceHost::new(Box::new(Places), Duration::from_secs(60));
     let s = Scheduler::spawn(
         config,
         device,
         exec.clone(),
-        Arc::new(crate::metrics::Metrics::new()),
+        Arc::new(()),
         CancellationToken::new(),
     );
     (s, exec)
 }
 
-fn job(op: Op, ms: u64) -> Work {
-    Work::Calc(CalcJob {
-        op,
-        a: None,
-        b: None,
-        dim: None,
-        ms: Some(ms),
-        us: None,
-    })
+/// A device job labelled `ms`.
+fn job(op: TestOp, ms: u64) -> TestJob {
+    TestJob::new(op, ms)
+}
+
+/// The failure the scheduler decides.
+fn failed(e: Error) -> Result<TestOutput, TestError> {
+    Err(TestError::Scheduler(e))
 }
 
 /// One owner: a sink of its own and the receiving end.
 struct Owner {
     party: Party,
-    tx: EventSink,
-    rx: mpsc::UnboundedReceiver<(JobId, JobEvent)>,
+    tx: EventSink<Scripted>,
+    rx: mpsc::UnboundedReceiver<(JobId, Ev)>,
 }
 
 fn owner() -> Owner {
     let (tx, rx) = mpsc::unbounded_channel();
     Owner {
         party: Party::new(uuid::Uuid::new_v4().to_string()),
-        tx,
+        tx: Arc::new(tx),
         rx,
     }
 }
 
 impl Owner {
-    async fn next(&mut self) -> JobEvent {
+    /// Submits `job` for this owner.
+    fn submit(
+        &self,
+        s: &Scheduler<Scripted>,
+        job: TestJob,
+    ) -> Result<JobTicket<Scripted>, TestError> {
+        s.submit(job, self.party.clone(), self.tx.clone())
+    }
+
+    async fn next(&mut self) -> Ev {
         tokio::time::timeout(Duration::from_secs(10), self.rx.recv())
             .await
             .expect("event in time")
@@ -131,7 +88,7 @@ impl Owner {
     }
 
     /// Events until the terminal one.
-    async fn until_end(&mut self) -> Vec<JobEvent> {
+    async fn until_end(&mut self) -> Vec<Ev> {
         let mut out = vec![];
         loop {
             let e = self.next().await;
@@ -143,11 +100,19 @@ impl Owner {
         }
     }
 
+    /// How the job ended: the result its terminal event carries.
+    async fn end(&mut self) -> Result<TestOutput, TestError> {
+        match self.until_end().await.pop() {
+            Some(Event::Ended(r)) => r,
+            other => unreachable!("until_end ends with the terminal event, not {other:?}"),
+        }
+    }
+
     /// The last position this owner was told (accepted or position), draining what is queued.
     fn last_position(&mut self, mut last: u64) -> u64 {
         while let Ok((_, e)) = self.rx.try_recv() {
             match e {
-                JobEvent::Accepted { position, .. } | JobEvent::Position { position, .. } => {
+                Event::Accepted { position, .. } | Event::Position { position, .. } => {
                     last = position
                 }
                 other => panic!("unexpected {other:?}"),

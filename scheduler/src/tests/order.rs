@@ -2,7 +2,7 @@
 //! positions as jobs are cancelled, vanish, start or wait prefetched.
 
 use super::*;
-use crate::scheduler::QueueOrder;
+use crate::{ItemStatus, QueueOrder};
 
 #[tokio::test]
 async fn jobs_run_in_arrival_order() {
@@ -10,13 +10,10 @@ async fn jobs_run_in_arrival_order() {
     let mut owners: Vec<Owner> = (0..5).map(|_| owner()).collect();
     let mut tickets = vec![];
     for (i, o) in owners.iter().enumerate() {
-        tickets.push(
-            s.submit(job(Op::Sleep, 20 + i as u64), o.party.clone(), o.tx.clone())
-                .unwrap(),
-        );
+        tickets.push(o.submit(&s, job(TestOp::Sleep, 20 + i as u64)).unwrap());
     }
-    for o in &mut owners {
-        assert!(matches!(o.until_end().await.last(), Some(JobEvent::Done)));
+    for (i, o) in owners.iter_mut().enumerate() {
+        assert_eq!(o.end().await, Ok(TestOutput::Calc(20 + i as u64)));
     }
     assert_eq!(*exec.started.lock(), vec![20, 21, 22, 23, 24]);
 }
@@ -25,34 +22,25 @@ async fn jobs_run_in_arrival_order() {
 async fn cancelling_a_waiting_job_moves_the_others_up() {
     let (s, exec) = start(config());
     let (mut a, mut b, mut c) = (owner(), owner(), owner());
-    let _ta = s
-        .submit(job(Op::Sleep, 300), a.party.clone(), a.tx.clone())
-        .unwrap();
-    let tb = s
-        .submit(job(Op::Sleep, 1), b.party.clone(), b.tx.clone())
-        .unwrap();
-    let _tc = s
-        .submit(job(Op::Sleep, 2), c.party.clone(), c.tx.clone())
-        .unwrap();
+    let _ta = a.submit(&s, job(TestOp::Sleep, 300)).unwrap();
+    let tb = b.submit(&s, job(TestOp::Sleep, 1)).unwrap();
+    let _tc = c.submit(&s, job(TestOp::Sleep, 2)).unwrap();
     assert!(matches!(
         a.next().await,
-        JobEvent::Accepted { position: 1, .. }
+        Event::Accepted { position: 1, .. }
     ));
     assert!(matches!(
         b.next().await,
-        JobEvent::Accepted { position: 1, .. } | JobEvent::Accepted { position: 2, .. }
+        Event::Accepted { position: 1, .. } | Event::Accepted { position: 2, .. }
     ));
-    assert!(matches!(c.next().await, JobEvent::Accepted { .. }));
+    assert!(matches!(c.next().await, Event::Accepted { .. }));
     tb.cancel();
-    assert_eq!(
-        b.until_end().await.last(),
-        Some(&JobEvent::Failed(JobError::Cancelled))
-    );
+    assert_eq!(b.end().await, failed(Error::Cancelled));
     assert!(matches!(
         c.next().await,
-        JobEvent::Position { position: 1, .. }
+        Event::Position { position: 1, .. }
     ));
-    assert!(matches!(c.until_end().await.last(), Some(JobEvent::Done)));
+    assert_eq!(c.end().await, Ok(TestOutput::Calc(2)));
     assert_eq!(
         *exec.started.lock(),
         vec![300, 2],
@@ -64,52 +52,41 @@ async fn cancelling_a_waiting_job_moves_the_others_up() {
 async fn a_vanished_owner_leaves_the_queue() {
     let (s, exec) = start(config());
     let (mut a, b, mut c) = (owner(), owner(), owner());
-    let _ta = s
-        .submit(job(Op::Sleep, 200), a.party.clone(), a.tx.clone())
-        .unwrap();
-    let tb = s
-        .submit(job(Op::Sleep, 1), b.party.clone(), b.tx.clone())
-        .unwrap();
-    let _tc = s
-        .submit(job(Op::Sleep, 2), c.party.clone(), c.tx.clone())
-        .unwrap();
+    let _ta = a.submit(&s, job(TestOp::Sleep, 200)).unwrap();
+    let tb = b.submit(&s, job(TestOp::Sleep, 1)).unwrap();
+    let _tc = c.submit(&s, job(TestOp::Sleep, 2)).unwrap();
     assert!(matches!(
         c.next().await,
-        JobEvent::Accepted { position: 2, .. }
+        Event::Accepted { position: 2, .. }
     ));
     drop(tb);
     drop(b);
     assert!(matches!(
         c.next().await,
-        JobEvent::Position { position: 1, .. }
+        Event::Position { position: 1, .. }
     ));
     a.until_end().await;
     c.until_end().await;
     assert_eq!(*exec.started.lock(), vec![200, 2]);
 }
 
+/// A waiter: its ticket while the test holds it, its owner, the position it was last told.
+type Waiter = (Option<JobTicket<Scripted>>, Owner, u64);
+
 #[tokio::test]
 async fn announced_positions_are_exact_after_every_kind_of_change() {
     let (s, _) = start(config());
     let blocker = owner();
-    let blocker_ticket = s
-        .submit(
-            job(Op::Sleep, 10_000),
-            blocker.party.clone(),
-            blocker.tx.clone(),
-        )
-        .unwrap();
+    let blocker_ticket = blocker.submit(&s, job(TestOp::Sleep, 10_000)).unwrap();
     // Twelve waiters, each with its own sink, in arrival order.
-    let mut waiters: Vec<(Option<JobTicket>, Owner, u64)> = vec![];
+    let mut waiters: Vec<Waiter> = vec![];
     for i in 0..12 {
         let o = owner();
-        let t = s
-            .submit(job(Op::Sleep, 5_000 + i), o.party.clone(), o.tx.clone())
-            .unwrap();
+        let t = o.submit(&s, job(TestOp::Sleep, 5_000 + i)).unwrap();
         waiters.push((Some(t), o, 0));
     }
     let settle = || tokio::time::sleep(Duration::from_millis(60));
-    let check = |waiters: &mut Vec<(Option<JobTicket>, Owner, u64)>| {
+    let check = |waiters: &mut Vec<Waiter>| {
         let mut expected = 0;
         for (t, o, last) in waiters.iter_mut() {
             if t.is_some() {
@@ -136,7 +113,7 @@ async fn announced_positions_are_exact_after_every_kind_of_change() {
     let front = &mut waiters[0];
     assert!(matches!(
         front.1.rx.recv().await.unwrap().1,
-        JobEvent::Started { .. }
+        Event::Started { .. }
     ));
     front.0.take().unwrap().disarm();
     check(&mut waiters);
@@ -148,23 +125,15 @@ async fn newcomer_index(order: QueueOrder) -> usize {
     let mut flood = owner();
     let mut tickets = vec![];
     for _ in 0..30 {
-        tickets.push(
-            s.submit(job(Op::Sleep, 5), flood.party.clone(), flood.tx.clone())
-                .unwrap(),
-        );
+        tickets.push(flood.submit(&s, job(TestOp::Sleep, 5)).unwrap());
     }
     // The flood's owner reads its events as they come.
     let drain = tokio::spawn(async move { while flood.rx.recv().await.is_some() {} });
     // Let the flood start, then the newcomer arrives.
     tokio::time::sleep(Duration::from_millis(8)).await;
     let mut light = owner();
-    let _t = s
-        .submit(job(Op::Sleep, 777), light.party.clone(), light.tx.clone())
-        .unwrap();
-    assert!(matches!(
-        light.until_end().await.last(),
-        Some(JobEvent::Done)
-    ));
+    let _t = light.submit(&s, job(TestOp::Sleep, 777)).unwrap();
+    assert_eq!(light.end().await, Ok(TestOutput::Calc(777)));
     for _ in 0..500 {
         if exec.started.lock().len() == 31 {
             break;
@@ -191,53 +160,48 @@ async fn a_flood_delays_only_its_own_jobs() {
 async fn a_prefetched_job_starts_the_moment_the_device_is_free_and_can_still_be_cancelled() {
     let (s, exec) = start(config());
     let (mut a, mut b, mut c) = (owner(), owner(), owner());
-    let _ta = s
-        .submit(job(Op::Sleep, 200), a.party.clone(), a.tx.clone())
-        .unwrap();
+    let _ta = a.submit(&s, job(TestOp::Sleep, 200)).unwrap();
     assert!(matches!(
         a.next().await,
-        JobEvent::Accepted { position: 1, .. }
+        Event::Accepted { position: 1, .. }
     ));
-    assert!(matches!(a.next().await, JobEvent::Started { .. }));
+    assert!(matches!(a.next().await, Event::Started { .. }));
     // b is handed to the device at once (prefetched) and still counts as waiting, first in line.
-    let tb = s
-        .submit(job(Op::Sleep, 1), b.party.clone(), b.tx.clone())
-        .unwrap();
+    let tb = b.submit(&s, job(TestOp::Sleep, 1)).unwrap();
     assert!(matches!(
         b.next().await,
-        JobEvent::Accepted { position: 1, .. }
+        Event::Accepted { position: 1, .. }
     ));
-    let _tc = s
-        .submit(job(Op::Sleep, 2), c.party.clone(), c.tx.clone())
-        .unwrap();
+    let _tc = c.submit(&s, job(TestOp::Sleep, 2)).unwrap();
     assert!(matches!(
         c.next().await,
-        JobEvent::Accepted { position: 2, .. }
+        Event::Accepted { position: 2, .. }
     ));
-    let snap = s.snapshot().await.unwrap();
+    let view = s.view().await.unwrap();
+    assert_eq!((view.running, view.waiting, view.prefetched), (1, 2, 1));
+    let statuses: Vec<(ItemStatus, u64)> =
+        view.items.iter().map(|i| (i.status, i.position)).collect();
     assert_eq!(
-        (
-            snap.device_queue.running,
-            snap.device_queue.currently_waiting
-        ),
-        (1, 2)
+        statuses,
+        [
+            (ItemStatus::Running, 0),
+            (ItemStatus::Starting, 1),
+            (ItemStatus::Queued, 2)
+        ]
     );
     // Cancelled while prefetched: answered at once, not when the device gets to it.
     let t = Instant::now();
     tb.cancel();
-    assert_eq!(
-        b.until_end().await.last(),
-        Some(&JobEvent::Failed(JobError::Cancelled))
-    );
+    assert_eq!(b.end().await, failed(Error::Cancelled));
     assert!(
         t.elapsed() < Duration::from_millis(100),
         "cancel waited for the device"
     );
     assert!(matches!(
         c.next().await,
-        JobEvent::Position { position: 1, .. }
+        Event::Position { position: 1, .. }
     ));
-    assert!(matches!(c.until_end().await.last(), Some(JobEvent::Done)));
+    assert_eq!(c.end().await, Ok(TestOutput::Calc(2)));
     assert_eq!(
         *exec.started.lock(),
         vec![200, 2],
