@@ -18,8 +18,6 @@
 
 mod conn;
 
-pub use conn::decode;
-
 use crate::limits::ConnectionPlace;
 use crate::relay::Follower;
 use crate::session::SessionId;
