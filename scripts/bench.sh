@@ -21,7 +21,7 @@ cargo build --release -p server --bin turnstile
 cargo build --release -p turnstile-load
 
 echo "bench: scheduler micro-benchmarks (criterion)"
-cargo bench -p server --bench scheduler 2>&1 | grep -E "^scheduler/|time:" | paste - - | sed 's/  */ /g' | tee "$out/scheduler.txt"
+cargo bench -p turnstile-scheduler --bench scheduler 2>&1 | grep -E "^scheduler/|time:" | paste - - | sed 's/  */ /g' | tee "$out/scheduler.txt"
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 port=3990

@@ -33,4 +33,4 @@ pub mod process;
 pub mod relay;
 pub mod store;
 
-pub use http::{app, run, state, ws, AppState};
+pub use http::{app, run, state, AppState};

@@ -129,11 +129,9 @@ impl Conn {
                 ),
             )));
         }
-        let msg = match decode(text) {
+        let msg = match ClientMessage::decode(text) {
             Ok(m) => m,
-            Err((code, client_ref, message)) => {
-                return Some(Reply::One(error(client_ref, code, message)))
-            }
+            Err(e) => return Some(Reply::One(error(e.client_ref, e.code, e.message))),
         };
         match msg {
             ClientMessage::Ping { nonce } => Some(Reply::One(ServerMessage::Pong { nonce })),
@@ -245,38 +243,4 @@ impl Conn {
             Err(e) => Some(Reply::One(refused(Some(client_ref), &e))),
         }
     }
-}
-
-/// Parses a client message. Unusable frames are `bad_message`; a `submit` whose job does not
-/// decode is `invalid_input` (with its `client_ref`), since the message itself was understood.
-pub fn decode(text: &str) -> Result<ClientMessage, (ErrorCode, Option<String>, String)> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        (
-            ErrorCode::BadMessage,
-            None,
-            format!("the message is not valid JSON: {e}"),
-        )
-    })?;
-    let ty = value
-        .get("type")
-        .and_then(|t| t.as_str())
-        .map(str::to_owned);
-    let client_ref = value
-        .get("client_ref")
-        .and_then(|t| t.as_str())
-        .map(str::to_owned);
-    serde_json::from_value(value).map_err(|e| match ty.as_deref() {
-        Some("submit") => (
-            ErrorCode::InvalidInput,
-            client_ref,
-            format!("invalid job: {e}"),
-        ),
-        Some(_) => (ErrorCode::BadMessage, None, format!("invalid message: {e}")),
-        None => (
-            ErrorCode::BadMessage,
-            None,
-            "a message must be a JSON object with a \"type\" (submit, cancel, resume or ping)"
-                .into(),
-        ),
-    })
 }

@@ -22,8 +22,6 @@
 
 mod conn;
 
-pub use conn::decode;
-
 use crate::limits::ConnectionPlace;
 use crate::relay::Follower;
 use crate::ids::SessionId;

@@ -1,5 +1,12 @@
+//! The calculator's unit tests: results of each kind of op on small operands, generators,
+//! non-finite values, every kind of refusal with its message, and cancellation.
+
 use super::*;
+use app::protocol::CalcJob;
+use app::tensor::Tensor;
+use candle_core::Device;
 use serde_json::json;
+use std::time::Instant;
 
 fn limits() -> CalcLimits {
     CalcLimits {
@@ -14,10 +21,10 @@ fn job(v: serde_json::Value) -> CalcJob {
     serde_json::from_value(v).unwrap()
 }
 
-fn run(v: serde_json::Value) -> Result<Tensor, JobError> {
+fn run(v: serde_json::Value) -> Result<Tensor, CalcError> {
     let j = job(v);
     validate(&j, &limits())?;
-    execute(&j, &Device::Cpu, &CancellationToken::new())
+    execute(&j, &Device::Cpu, || false)
 }
 
 #[test]
@@ -103,7 +110,7 @@ fn non_finite_results_are_values_not_errors() {
 #[test]
 fn mistakes_are_invalid_input_with_a_useful_message() {
     let msg = |v| match validate(&job(v), &limits()) {
-        Err(JobError::InvalidInput(m)) => m,
+        Err(CalcError::InvalidInput(m)) => m,
         other => panic!("expected invalid_input, got {other:?}"),
     };
     assert!(msg(
@@ -136,7 +143,7 @@ fn mistakes_are_invalid_input_with_a_useful_message() {
         json!({"op":"matmul","a":{"shape":[1024,1024],"fill":"ones"},"b":{"shape":[1024,1024],"fill":"ones"}}),
     );
     assert!(
-        matches!(validate(&big, &tight), Err(JobError::InvalidInput(m)) if m.contains("floating-point operations"))
+        matches!(validate(&big, &tight), Err(CalcError::InvalidInput(m)) if m.contains("floating-point operations"))
     );
     assert!(
         validate(&big, &limits()).is_ok(),
@@ -148,15 +155,61 @@ fn mistakes_are_invalid_input_with_a_useful_message() {
 
 #[test]
 fn a_cancelled_job_stops_at_its_next_checkpoint() {
-    let token = CancellationToken::new();
+    let token = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let j = job(json!({"op":"sleep","ms":10_000}));
-    let t = token.clone();
+    let t = std::sync::Arc::clone(&token);
     let canceller = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(30));
-        t.cancel();
+        t.store(true, std::sync::atomic::Ordering::Relaxed);
     });
     let started = Instant::now();
-    assert_eq!(execute(&j, &Device::Cpu, &token), Err(JobError::Cancelled));
+    let cancelled = || token.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        execute(&j, &Device::Cpu, cancelled),
+        Err(CalcError::Cancelled)
+    );
     assert!(started.elapsed() < Duration::from_secs(2));
     canceller.join().unwrap();
+}
+
+#[test]
+fn sleep_is_test_mode_only_and_capped() {
+    let test = CalcLimits {
+        test_mode: true,
+        max_sleep: Duration::from_millis(50),
+        ..limits()
+    };
+    assert_eq!(
+        validate(&job(json!({"op":"sleep","ms":10})), &test),
+        Ok((vec![], 0))
+    );
+    let over = validate(&job(json!({"op":"sleep","ms":51})), &test);
+    assert!(matches!(over, Err(CalcError::InvalidInput(m)) if m.contains("over the test maximum")));
+    let out = execute(&job(json!({"op":"sleep","ms":1})), &Device::Cpu, || false).unwrap();
+    assert_eq!(out.shape, Vec::<usize>::new());
+}
+
+#[test]
+fn each_error_has_its_wire_code() {
+    use app::error_code::ErrorCode;
+    assert_eq!(
+        CalcError::InvalidInput("x".into()).code(),
+        ErrorCode::InvalidInput
+    );
+    assert_eq!(CalcError::Cancelled.code(), ErrorCode::Cancelled);
+    assert_eq!(CalcError::Device("x".into()).code(), ErrorCode::DeviceError);
+    assert_eq!(
+        CalcError::InvalidInput("say why".into()).to_string(),
+        "say why"
+    );
+}
+
+#[test]
+fn an_unvalidated_job_fails_instead_of_panicking() {
+    let e = execute(&job(json!({"op":"relu"})), &Device::Cpu, || false);
+    assert!(matches!(e, Err(CalcError::Device(m)) if m.contains("without operand a")));
+    assert_eq!(
+        execute(&job(json!({"op":"relu"})), &Device::Cpu, || true),
+        Err(CalcError::Cancelled)
+    );
 }
