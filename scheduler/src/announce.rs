@@ -6,9 +6,8 @@
 //! asks the executor, which knows how long its engine's lanes have left (with the same formula,
 //! lanes for places, when it does not say).
 
-use crate::event::{Event, JobId};
+use crate::event::Event;
 use crate::executor::Executor;
-use crate::jobs::Running;
 use crate::line::Resource;
 use crate::task::Task;
 use std::time::Instant;
@@ -16,25 +15,21 @@ use std::time::Instant;
 impl<X: Executor> Task<X> {
     /// Tells each prefetched job its place among them (the device starts dispatched jobs in
     /// dispatch order: the first `max_concurrent` run, the k-th after them is at position k),
-    /// when it differs from what it was told. At most `prefetch` jobs: no scan of the queue.
+    /// when it differs from what it was told, once the dispatched set changed. At most
+    /// `max_concurrent + MAX_PREFETCH` jobs: no scan of the queue, no sort.
     pub(crate) fn announce_prefetched(&mut self) {
-        if self.prefetched(Resource::Device) == 0 {
+        if !std::mem::take(&mut self.device_order_moved) {
             return;
         }
         let per_slot = self.stats.avg_run.as_millis() as u64;
         let slots = self.config.max_concurrent.max(1) as u64;
-        let mut dispatched: Vec<(&JobId, &mut Running<X>)> = self
-            .running
-            .iter_mut()
-            .filter(|(_, r)| r.resource == Resource::Device)
-            .collect();
-        dispatched.sort_by_key(|(_, r)| r.order);
-        for (i, (id, r)) in dispatched.into_iter().enumerate() {
-            let Some(position) = (i + 1).checked_sub(self.config.max_concurrent) else {
+        let ahead = self.config.max_concurrent;
+        for (i, id) in self.device_order.iter().enumerate().skip(ahead) {
+            let position = (i + 1 - ahead) as u64;
+            let Some(r) = self.running.get_mut(id) else {
                 continue;
             };
-            let position = position as u64;
-            if position > 0 && r.told != position {
+            if r.told != position {
                 let eta_ms = position.div_ceil(slots) * per_slot;
                 let sink = &r.sink;
                 // Never after `started`: a job that began meanwhile has no position any more.

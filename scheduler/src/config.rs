@@ -3,6 +3,9 @@
 use crate::fair::QueueOrder;
 use std::time::Duration;
 
+/// Most device jobs handed ahead of their turn by `prefetch_time`.
+pub const MAX_PREFETCH: usize = 64;
+
 /// The scheduler's settings.
 #[derive(Clone, Debug)]
 pub struct SchedulerConfig {
@@ -20,6 +23,11 @@ pub struct SchedulerConfig {
     /// next job is already queued on the device when the current one ends, so the device never
     /// waits for the scheduler.
     pub prefetch: usize,
+    /// Beyond `prefetch`, more device jobs are handed ahead while the expected device time of
+    /// every dispatched device job together stays within this (at most [`MAX_PREFETCH`] of
+    /// them): many tiny jobs queue on the device with no round trip between them, long ones
+    /// never go ahead of their turn by more than `prefetch`. Zero turns it off.
+    pub prefetch_time: Duration,
     /// Shortest interval between two position messages for one job.
     pub position_interval: Duration,
     /// ETA guess per job before any job has run.
@@ -40,6 +48,7 @@ impl Default for SchedulerConfig {
             max_wait: Duration::from_secs(120),
             max_run: Duration::from_secs(30),
             prefetch: 1,
+            prefetch_time: Duration::ZERO,
             position_interval: Duration::from_millis(100),
             initial_run_estimate: Duration::from_millis(50),
             order: QueueOrder::Fair,

@@ -44,7 +44,9 @@ impl std::str::FromStr for JobId {
         if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(NotAJobId);
         }
-        u128::from_str_radix(s, 16).map(JobId).map_err(|_| NotAJobId)
+        u128::from_str_radix(s, 16)
+            .map(JobId)
+            .map_err(|_| NotAJobId)
     }
 }
 
@@ -155,7 +157,12 @@ mod tests {
         assert_eq!(text.len(), 32);
         assert_eq!(text.parse::<JobId>().unwrap(), id);
         assert_eq!(JobId(255).to_string(), format!("{}ff", "0".repeat(30)));
-        for bad in ["", "ff", "+0000000000000000000000000000000", &"g".repeat(32)] {
+        for bad in [
+            "",
+            "ff",
+            "+0000000000000000000000000000000",
+            &"g".repeat(32),
+        ] {
             assert!(bad.parse::<JobId>().is_err(), "{bad:?}");
         }
     }

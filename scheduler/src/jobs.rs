@@ -98,4 +98,6 @@ pub(crate) struct Running<X: Executor> {
     pub(crate) start: Arc<JobStart>,
     /// What it holds: a device place or an engine's lane.
     pub(crate) resource: Resource,
+    /// Its expected device time when dispatched (device jobs; counted against `prefetch_time`).
+    pub(crate) cost: std::time::Duration,
 }

@@ -47,7 +47,7 @@ pub mod stats;
 mod task;
 mod view;
 
-pub use config::SchedulerConfig;
+pub use config::{SchedulerConfig, MAX_PREFETCH};
 pub use context::{Emitter, RunContext};
 pub use error::{Error, Failure};
 pub use event::{Event, EventSink, JobId, NotAJobId, Sink};

@@ -117,6 +117,11 @@ impl<V: Announced> WaitQueue<V> {
             .then(|| self.offset + self.order.rank(key) as u64 + 1)
     }
 
+    /// The entry that runs next, without taking it.
+    pub fn first(&self) -> Option<&V> {
+        self.order.iter().next().map(|(_, v)| v)
+    }
+
     /// Entries in run order, with their positions.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &QueueKey, &V)> {
         self.order

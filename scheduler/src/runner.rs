@@ -142,7 +142,10 @@ async fn drive<X: Executor>(spec: RunSpec<X>) -> Ended<X> {
             // It never touched the device, and now never will.
             cancel.cancel();
             tracing::debug!(code = abandon.code(), "job given up before it started");
-            return ended(Some(abandon.code()), Some(Event::Ended(Err(abandon.into()))));
+            return ended(
+                Some(abandon.code()),
+                Some(Event::Ended(Err(abandon.into()))),
+            );
         }
         // It started in the meantime: carry on as a started job.
     };

@@ -70,7 +70,8 @@ impl<X: Executor> Task<X> {
         let (p50_wait, p95_wait) = self.stats.wait_percentiles();
         let prefetched = self.prefetched(Resource::Device);
         // The device's places in use, plus the chats decoding in the engine's lanes.
-        let running = self.running_by[Resource::Device as usize].min(max_concurrent) + lanes_running;
+        let running =
+            self.running_by[Resource::Device as usize].min(max_concurrent) + lanes_running;
         let mut device = self.device.view();
         let (utilization, window) = self.utilization.utilization(self.device.busy());
         device.utilization = utilization;

@@ -193,8 +193,6 @@ impl Stats {
     }
 }
 
-
-
 /// The device's utilization over the last [`UTILIZATION_WINDOW`]: busy time over wall time,
 /// from samples of its busy-time counter taken about once a second.
 #[derive(Default)]
@@ -251,7 +249,7 @@ mod tests {
         assert_eq!(w.merged(999 + WINDOW_SECS).len(), 0);
     }
 
-            #[test]
+    #[test]
     fn utilization_is_busy_over_wall_in_the_window() {
         let at = |wall: u64, busy: u64| crate::device::Busy {
             wall: Duration::from_secs(wall),

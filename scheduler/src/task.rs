@@ -71,6 +71,12 @@ pub(crate) struct Task<X: Executor> {
     pub(crate) deadlines: BTreeSet<(Instant, Resource, QueueKey)>,
     /// Dispatched jobs (device and lane alike).
     pub(crate) running: HashMap<JobId, Running<X>>,
+    /// Dispatched device jobs in dispatch order (the order the device starts them in).
+    pub(crate) device_order: std::collections::VecDeque<JobId>,
+    /// Whether `device_order` changed since the prefetched jobs were told their places.
+    pub(crate) device_order_moved: bool,
+    /// Expected device time of the dispatched device jobs, together.
+    device_cost: Duration,
     /// How many of `running` take each resource (indexed like [`Resource::ALL`]).
     pub(crate) running_by: [usize; 2],
     next_seq: u64,
@@ -129,6 +135,9 @@ pub(crate) fn spawn<X: Executor>(parts: TaskParts<X>) {
         deadlines: BTreeSet::new(),
         running: HashMap::new(),
         running_by: [0; 2],
+        device_order: std::collections::VecDeque::new(),
+        device_order_moved: false,
+        device_cost: Duration::ZERO,
         next_seq: 0,
         last_flush: Instant::now(),
         draining: false,
@@ -230,6 +239,13 @@ impl<X: Executor> Task<X> {
         } = ended;
         if let Some(r) = self.running.remove(&id) {
             self.running_by[r.resource as usize] -= 1;
+            if r.resource == Resource::Device {
+                self.device_cost = self.device_cost.saturating_sub(r.cost);
+                if let Some(i) = self.device_order.iter().position(|d| *d == id) {
+                    self.device_order.remove(i);
+                    self.device_order_moved = true;
+                }
+            }
             if let Some(run) = run {
                 self.observer.finished(r.kind, waited, run);
                 self.stats.on_start(waited);
@@ -291,7 +307,9 @@ impl<X: Executor> Task<X> {
                 self.stats.cancelled += 1;
                 tracing::debug!(job_id = %id, notify, "waiting job cancelled");
                 if notify {
-                    let _ = w.sink.send(w.id, Event::Ended(Err(Error::Cancelled.into())));
+                    let _ = w
+                        .sink
+                        .send(w.id, Event::Ended(Err(Error::Cancelled.into())));
                 }
             }
         } else if let Some(r) = self.running.get(&id) {
@@ -363,9 +381,31 @@ impl<X: Executor> Task<X> {
         self.announce_prefetched();
     }
 
+    /// Whether one more job of `resource` may be dispatched now: within its room, or (device
+    /// jobs) within the prefetch time.
+    fn has_room(&self, resource: Resource) -> bool {
+        let dispatched = self.running_by[resource as usize];
+        if dispatched < self.room(resource) {
+            return true;
+        }
+        if resource != Resource::Device
+            || self.config.prefetch_time.is_zero()
+            || dispatched >= self.config.max_concurrent + crate::config::MAX_PREFETCH
+        {
+            return false;
+        }
+        let Some(next) = self.lines.get(resource).queue.first() else {
+            return false;
+        };
+        self.device_cost + self.expected_cost(&next.job) <= self.config.prefetch_time
+    }
+
     fn dispatch_line(&mut self, resource: Resource) {
-        let room = self.room(resource);
-        while !self.draining && self.running_by[resource as usize] < room {
+        while !self.draining && self.has_room(resource) {
+            let cost = match self.lines.get(resource).queue.first() {
+                Some(next) if resource == Resource::Device => self.expected_cost(&next.job),
+                _ => Duration::ZERO,
+            };
             let line = self.lines.get_mut(resource);
             let Some((key, mut w)) = line.queue.pop_first() else {
                 break;
@@ -395,8 +435,14 @@ impl<X: Executor> Task<X> {
                     told: w.told,
                     start: Arc::clone(&start),
                     resource,
+                    cost,
                 },
             );
+            if resource == Resource::Device {
+                self.device_order.push_back(w.id);
+                self.device_order_moved = true;
+                self.device_cost += cost;
+            }
             self.running_by[resource as usize] += 1;
             self.dispatched += 1;
             self.runners.push(runner::run(RunSpec {

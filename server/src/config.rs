@@ -41,6 +41,13 @@ pub struct Config {
     #[arg(long, env = "TURNSTILE_PREFETCH", default_value_t = 1)]
     pub prefetch: usize,
 
+    /// Beyond `--prefetch`, more jobs are handed to the device ahead of their turn while the
+    /// expected device time of everything handed to it stays within this (at most 64 ahead):
+    /// many tiny jobs queue on the device without a round trip through the scheduler between
+    /// them, while a long job lets no more than `--prefetch` go ahead. 0 turns it off.
+    #[arg(long, env = "TURNSTILE_PREFETCH_TIME", default_value = "1ms", value_parser = humantime::parse_duration)]
+    pub prefetch_time: Duration,
+
     /// The order waiting jobs run in: `fair` (start-time fair queuing across sessions) or
     /// `fifo` (arrival order).
     #[arg(
@@ -67,6 +74,12 @@ pub struct Config {
     /// a core stays free for the server itself).
     #[arg(long, env = "TURNSTILE_DEVICE_THREADS", default_value_t = 0)]
     pub device_threads: usize,
+
+    /// Threads for the server's async work: sockets, the scheduler, the handlers (0 = the
+    /// machine's cores less the device's compute threads, at least one). More threads than free
+    /// cores only add wake-ups between them.
+    #[arg(long, env = "TURNSTILE_ASYNC_THREADS", default_value_t = 0)]
+    pub async_threads: usize,
 
     /// Shortest interval between two position messages for one job.
     #[arg(long, env = "TURNSTILE_POSITION_INTERVAL", default_value = "100ms", value_parser = humantime::parse_duration)]
@@ -276,6 +289,20 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The async threads this configuration asks for, resolved against the machine.
+    pub fn resolved_async_threads(&self) -> usize {
+        if self.async_threads > 0 {
+            return self.async_threads;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let compute = crate::device::WorkerConfig {
+            slots: self.max_concurrent.max(1),
+            compute_threads: self.device_threads,
+        }
+        .resolved_compute_threads();
+        cores.saturating_sub(compute).max(1)
+    }
+
     /// The database file.
     pub fn db_path(&self) -> PathBuf {
         self.db

@@ -116,7 +116,6 @@ impl crate::device::Backend<crate::device::Device> for FaultyBackend {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

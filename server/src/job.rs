@@ -122,7 +122,11 @@ pub trait Handler<J>: Send + Sync + 'static {
         None
     }
     /// Runs the job (see [`Executor::run`]'s contract).
-    fn run(self: Arc<Self>, job: J, ctx: RunContext) -> BoxFuture<'static, Result<Outcome, JobError>>;
+    fn run(
+        self: Arc<Self>,
+        job: J,
+        ctx: RunContext,
+    ) -> BoxFuture<'static, Result<Outcome, JobError>>;
 }
 
 /// The scheduler's executor: calculator jobs on the device, chat jobs through the chat service.
@@ -160,7 +164,11 @@ impl Executor for JobExecutor {
         self.chat.lane_eta(position)
     }
 
-    fn run(self: Arc<Self>, work: Work, ctx: RunContext) -> BoxFuture<'static, Result<Outcome, JobError>> {
+    fn run(
+        self: Arc<Self>,
+        work: Work,
+        ctx: RunContext,
+    ) -> BoxFuture<'static, Result<Outcome, JobError>> {
         match work {
             Work::Calc(c) => Arc::clone(&self.calc).run(c, ctx),
             Work::Chat(c) => {

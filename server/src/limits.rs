@@ -170,7 +170,6 @@ pub fn rate_limited(wait: Duration) -> JobError {
     }
 }
 
-
 /// The HTTP answer for a refused connection.
 pub fn connection_refused(why: String) -> AppError {
     AppError {

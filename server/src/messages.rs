@@ -4,8 +4,8 @@
 //! Used by the WebSocket connection for its own jobs, by the relay's chat logs and by the
 //! answers the result cache gives. Plain functions and data.
 
-use crate::job::{JobEvent, Outcome, Progress};
 use crate::cache::Cached;
+use crate::job::{JobEvent, Outcome, Progress};
 use app::chat::ConversationId;
 use app::protocol::{JobId, ServerMessage};
 
@@ -160,7 +160,14 @@ mod tests {
             })),
         );
         assert!(matches!(result, ServerMessage::Result { seq: 3, .. }));
-        assert!(matches!(done, Some(ServerMessage::Done { seq: 4, usage: None, .. })));
+        assert!(matches!(
+            done,
+            Some(ServerMessage::Done {
+                seq: 4,
+                usage: None,
+                ..
+            })
+        ));
         let (err, none) = to_messages(&label(), 5, JobEvent::Ended(Err(JobError::Cancelled)));
         assert!(none.is_none());
         assert!(err.is_terminal());
@@ -174,6 +181,8 @@ mod tests {
                 eta_ms: 10,
             },
         );
-        assert!(matches!(accepted, ServerMessage::Accepted { ref client_ref, seq: 0, position: 2, .. } if client_ref == "c"));
+        assert!(
+            matches!(accepted, ServerMessage::Accepted { ref client_ref, seq: 0, position: 2, .. } if client_ref == "c")
+        );
     }
 }

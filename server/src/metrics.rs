@@ -306,8 +306,6 @@ impl turnstile_scheduler::Observer for Metrics {
     }
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,12 +8,10 @@
 //! functions of the request and the configuration.
 
 use crate::config::ApiKey;
-use turnstile_scheduler::Party;
 use crate::ids::SessionId;
 use axum::http::HeaderMap;
 use std::net::IpAddr;
-
-
+use turnstile_scheduler::Party;
 
 /// The API key a request carries: `Authorization: Bearer KEY`, `X-API-Key: KEY`, or the
 /// `api_key` query parameter (for WebSocket clients, which cannot set headers in browsers).
@@ -55,7 +53,6 @@ pub fn of_request(
         _ => Party::new(format!("session:{session}")),
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -32,7 +32,12 @@ fn graph() -> (BTreeMap<String, BTreeSet<String>>, Vec<(String, String)>) {
     sources(&src, &mut files);
     let module = |p: &Path| -> String {
         let rel = p.strip_prefix(&src).unwrap();
-        let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
         first.trim_end_matches(".rs").to_owned()
     };
     let modules: BTreeSet<String> = files.iter().map(|p| module(p)).collect();

@@ -82,6 +82,9 @@ impl Harness {
             order: setup.order,
             max_waiting_per_party: setup.max_waiting_per_party,
             prefetch: v.prefetch,
+            // The model hands ahead by count only; prefetch by time has its own tests
+            // (`tests::prefetch`).
+            prefetch_time: Duration::ZERO,
         };
         let script = Arc::new(Script::default());
         // As the server does: one device thread per place on the device. A short keep-alive

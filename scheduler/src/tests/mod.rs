@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 mod lanes;
 mod limits;
 mod order;
+mod prefetch;
 mod release;
 
 /// An event of a unit test's job.

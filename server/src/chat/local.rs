@@ -8,10 +8,10 @@
 
 use super::engine::{Engines, Request};
 use crate::error::JobError;
+use crate::job::{Outcome, Progress, RunContext};
 use crate::model::local::{GenerateError, LocalLoader};
 use crate::model::manager::{ModelError, ModelManager};
 use crate::model::sampling::SamplingParams;
-use crate::job::{Outcome, Progress, RunContext};
 use app::chat::{ChatTurn, ChatUsage};
 use std::sync::Arc;
 use tokio::sync::oneshot;

@@ -21,14 +21,14 @@ pub use prepare::{prepare, Prepared};
 
 use crate::error::JobError;
 use crate::job::{ChatParams, ChatWork};
+use crate::job::{Handler, Outcome, RunContext};
 use crate::model::local::LocalLoader;
 use crate::model::manager::ModelManager;
 use crate::model::sampling::SamplingParams;
-use crate::job::{Handler, Outcome, RunContext};
-use turnstile_scheduler::Resource;
 use app::api::ModelStats;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use turnstile_scheduler::Resource;
 
 /// Where answers come from.
 pub enum Backend {

@@ -4,12 +4,12 @@
 //!
 //! Concurrency: awaits the store (its own thread) only; never the device.
 
+use super::ChatEngine;
 use crate::error::JobError;
+use crate::ids::SessionId;
 use crate::job::{ChatParams, ChatWork, Work};
 use crate::relay::Persist;
-use crate::ids::SessionId;
 use crate::store::{Store, StoreError};
-use super::ChatEngine;
 use app::chat::{title_from, ChatJob, ChatTurn, ConversationId, MessageStatus, Role};
 
 /// A chat job ready for the queue.

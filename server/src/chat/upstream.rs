@@ -8,8 +8,8 @@
 //! error, behind a small lock, for `/health`.
 
 use crate::error::JobError;
-use crate::model::sampling::SamplingParams;
 use crate::job::{Outcome, Progress, RunContext};
+use crate::model::sampling::SamplingParams;
 use app::chat::{ChatTurn, ChatUsage, FinishReason};
 use futures::StreamExt;
 use parking_lot::Mutex;

@@ -116,7 +116,6 @@ impl ClientAddr {
     }
 }
 
-
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 

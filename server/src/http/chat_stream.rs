@@ -11,9 +11,9 @@
 //! log when woken, like a WebSocket connection does.
 
 use crate::error::AppError;
-use crate::relay::{Follower, Relay, Submission};
-use crate::ids::SessionId;
 use crate::http::AppState;
+use crate::ids::SessionId;
+use crate::relay::{Follower, Relay, Submission};
 use app::chat::{ChatJob, ConversationId};
 use app::protocol::{JobId, ServerMessage};
 use axum::extract::rejection::JsonRejection;
@@ -62,7 +62,8 @@ pub async fn chat_stream(
         state.config.max_conversations_per_session,
         &session,
         job,
-    ).await?;
+    )
+    .await?;
     let conversation = prepared.persist.conversation.clone();
     let follower = Follower {
         conn: uuid::Uuid::new_v4().as_u64_pair().0,

@@ -8,8 +8,8 @@
 //! `not_found` without asking the store.
 
 use crate::error::AppError;
-use crate::ids::SessionId;
 use crate::http::AppState;
+use crate::ids::SessionId;
 use app::chat::{Conversation, ConversationId, ConversationList, SessionToken};
 use app::error_code::ErrorCode;
 use axum::extract::{Path, State};

@@ -33,7 +33,8 @@ pub fn frame_policy(path: &str, frame_ancestors: &[String]) -> String {
 /// their script policy in a `<meta>`: see `app::content_security_policy`.)
 pub async fn frame_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
-    let secure = crate::client_addr::ClientAddr::of(req.extensions()).secure(state.config.secure_cookies);
+    let secure =
+        crate::client_addr::ClientAddr::of(req.extensions()).secure(state.config.secure_cookies);
     let mut response = next.run(req).await;
     let policy = format!(
         "{}; object-src 'none'; base-uri 'none'",

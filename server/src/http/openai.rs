@@ -8,16 +8,15 @@
 //! drops both, which cancels the job (within one token when it is generating).
 
 use crate::error::{http_status, retry_after_secs, JobError};
+use crate::http::AppState;
 use crate::job::{ChatParams, ChatWork, Work};
 use crate::job::{JobEvent, JobTicket, Outcome, Progress};
-use crate::http::AppState;
 use app::chat::{ChatTurn, ChatUsage, FinishReason, Role};
 use app::error_code::ErrorCode;
 use app::openai::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Choice, ChunkChoice, Delta,
     ErrorObject, ErrorResponse, ModelCard, ModelList, Usage,
 };
-use turnstile_scheduler::JobId;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
@@ -28,6 +27,7 @@ use futures::stream::{self, Stream, StreamExt};
 use std::convert::Infallible;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
+use turnstile_scheduler::JobId;
 
 /// An error in OpenAI's shape, with Turnstile's status and code.
 fn error(code: ErrorCode, message: String) -> Response {
@@ -223,7 +223,9 @@ impl Answer {
             JobEvent::Accepted { position, .. } | JobEvent::Position { position, .. } => {
                 vec![Event::default().comment(format!("position {position}"))]
             }
-            JobEvent::Progress(Progress::Loading { .. }) => vec![Event::default().comment("loading model")],
+            JobEvent::Progress(Progress::Loading { .. }) => {
+                vec![Event::default().comment("loading model")]
+            }
             JobEvent::Progress(Progress::Token { text }) => {
                 let role = (!self.sent_role).then(|| "assistant".to_string());
                 self.sent_role = true;

@@ -6,9 +6,8 @@
 //! job ticket, which cancels the job.
 
 use crate::error::AppError;
-use crate::job::{JobEvent, Outcome, Work};
-use turnstile_scheduler::QueueView;
 use crate::http::AppState;
+use crate::job::{JobEvent, Outcome, Work};
 use app::api::{ExecuteResponse, Health, SubsystemHealth, Subsystems};
 use app::error_code::ErrorCode;
 use app::protocol::CalcJob;
@@ -18,6 +17,7 @@ use axum::http::HeaderMap;
 use axum::Json;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
+use turnstile_scheduler::QueueView;
 
 fn request_id(headers: &HeaderMap) -> String {
     headers

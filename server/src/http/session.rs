@@ -25,7 +25,6 @@ pub const COOKIE: &str = "turnstile_session";
 /// The header a cookie-less client sends its token in.
 pub const HEADER: &str = "x-turnstile-session";
 
-
 /// The session a request names: cookie, then header, then query parameter.
 fn from_request(req: &Request) -> (Option<SessionId>, bool) {
     let cookie = req
@@ -76,7 +75,8 @@ pub async fn session_layer(
     next: Next,
 ) -> Response {
     let (found, from_cookie) = from_request(&req);
-    let secure = crate::client_addr::ClientAddr::of(req.extensions()).secure(state.config.secure_cookies);
+    let secure =
+        crate::client_addr::ClientAddr::of(req.extensions()).secure(state.config.secure_cookies);
     // A new session costs nothing until it stores something: its row is made with its first
     // conversation, so anonymous API traffic never writes to the database.
     let id = match found {

@@ -7,24 +7,24 @@
 
 use crate::cache;
 use crate::calc::{CalcLimits, Calculator};
-use crate::device;
-use crate::faults;
-use crate::job;
-use crate::limits;
-use crate::metrics;
-use crate::store;
 use crate::chat::ChatEngine;
 use crate::config::Config;
+use crate::device;
 use crate::device::{CpuBackend, DeviceHost};
+use crate::faults;
+use crate::job;
 use crate::job::{JobExecutor, Scheduler};
+use crate::limits;
+use crate::metrics;
 use crate::relay::Relay;
-use turnstile_scheduler::SchedulerConfig;
+use crate::store;
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use turnstile_scheduler::SchedulerConfig;
 
 /// What every handler can reach. Cheap to clone; nothing in it is mutable except through the
 /// scheduler's channel and the connection counter.
@@ -132,6 +132,7 @@ pub async fn state(
             max_wait: config.max_wait,
             max_run: config.max_run,
             prefetch: config.prefetch,
+            prefetch_time: config.prefetch_time,
             position_interval: config.position_interval,
             initial_run_estimate: Duration::from_millis(50),
             order: config.queue_order,
@@ -247,4 +248,3 @@ fn backend() -> Box<dyn device::Backend<device::Device>> {
 fn backend() -> Box<dyn device::Backend<device::Device>> {
     Box::new(device::CudaBackend(0))
 }
-

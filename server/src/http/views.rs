@@ -66,7 +66,11 @@ pub fn stats(v: &QueueView) -> Stats {
             max_wait: v.max_wait.as_secs_f64(),
             avg_run_time: v.avg_run.as_secs_f64(),
             cancelled: v.cancelled,
-            rejected: v.rejected.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+            rejected: v
+                .rejected
+                .iter()
+                .map(|(k, n)| (k.to_string(), *n))
+                .collect(),
             parties_waiting: v.parties_waiting,
             order: v.order.as_str().into(),
         },

@@ -29,7 +29,13 @@ impl Relay {
         let lost = cursor < st.first_seq;
         let from = cursor.max(st.first_seq);
         let skip = (from - st.first_seq) as usize;
-        let messages: Vec<Arc<str>> = st.events.iter().skip(skip).take(READ_BATCH).cloned().collect();
+        let messages: Vec<Arc<str>> = st
+            .events
+            .iter()
+            .skip(skip)
+            .take(READ_BATCH)
+            .cloned()
+            .collect();
         let next = from + messages.len() as u64;
         st.read_upto = st.read_upto.max(next);
         let more = next < st.next_seq();
@@ -51,7 +57,9 @@ impl Relay {
         follower: Follower,
         last_seq: Option<u64>,
     ) -> Result<u64, ResumeError> {
-        let log = self.get(id).ok_or_else(|| ResumeError::NotFound(id.clone()))?;
+        let log = self
+            .get(id)
+            .ok_or_else(|| ResumeError::NotFound(id.clone()))?;
         let mut st = log.state.lock();
         if &st.session != session {
             return Err(ResumeError::NotFound(id.clone()));

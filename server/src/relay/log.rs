@@ -5,9 +5,9 @@
 //! at the end of the chat.
 
 use super::{Follower, Persist, Relay};
+use crate::ids::SessionId;
 use crate::job::{JobEvent, JobExecutor, JobTicket, Progress};
 use crate::messages::{to_messages, JobLabel};
-use crate::ids::SessionId;
 use app::chat::{MessageStatus, Role};
 use app::protocol::ServerMessage;
 use parking_lot::{Mutex, MutexGuard};
@@ -138,7 +138,13 @@ impl ChatLog {
                     self.runtime.spawn(async move {
                         let stored = p
                             .store
-                            .append_message(&p.session, &p.conversation, Role::Assistant, &answer, status)
+                            .append_message(
+                                &p.session,
+                                &p.conversation,
+                                Role::Assistant,
+                                &answer,
+                                status,
+                            )
                             .await;
                         if let Err(e) = stored {
                             tracing::error!(job_id = %id, error = %e, "could not store the answer");
@@ -169,7 +175,8 @@ impl ChatLog {
             && !st.events.is_empty()
             && next > st.read_upto.max(st.first_seq);
         let (first, second) = to_messages(&label, if replace { next - 1 } else { next }, event);
-        let terminal = first.is_terminal() || second.as_ref().is_some_and(ServerMessage::is_terminal);
+        let terminal =
+            first.is_terminal() || second.as_ref().is_some_and(ServerMessage::is_terminal);
         let (mut added, mut freed) = (0, 0);
         if replace {
             freed += st.events.pop_back().map_or(0, |old| old.len());

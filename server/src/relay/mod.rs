@@ -25,9 +25,9 @@ mod log;
 
 use self::log::{ChatLog, ChatSink};
 use crate::error::JobError;
+use crate::ids::SessionId;
 use crate::job::{Scheduler, Work};
 use crate::messages::JobLabel;
-use crate::ids::SessionId;
 use crate::store::Store;
 use app::chat::ConversationId;
 use app::protocol::JobId;

@@ -5,13 +5,13 @@
 
 use super::*;
 use crate::device::{CpuBackend, WorkerConfig};
+use crate::job::{Emitter, EventSink, JobEvent, Progress};
 use crate::model::local::tests::embedded_path;
 use crate::model::manager::{Loader, ManagerConfig, ModelManager};
-use crate::job::{Emitter, EventSink, JobEvent, Progress};
 use app::chat::{ChatTurn, FinishReason, Role};
 use std::time::Instant;
-use turnstile_scheduler::JobId;
 use tokio_util::sync::CancellationToken;
+use turnstile_scheduler::JobId;
 
 /// A device, a manager of the embedded model, and engines with these limits.
 struct Rig {
@@ -66,7 +66,9 @@ fn labelled(label: &str) -> JobId {
 /// The label a [`labelled`] id spells.
 fn label_of(id: JobId) -> String {
     let bytes = id.0.to_be_bytes();
-    String::from_utf8_lossy(&bytes).trim_end_matches('\0').to_owned()
+    String::from_utf8_lossy(&bytes)
+        .trim_end_matches('\0')
+        .to_owned()
 }
 
 fn greedy(max_tokens: u32) -> SamplingParams {
@@ -110,7 +112,8 @@ impl Chat {
 impl Rig {
     async fn submit(&self, label: &str, messages: Vec<ChatTurn>, params: SamplingParams) -> Chat {
         let (sink, events) = tokio::sync::mpsc::unbounded_channel();
-        self.submit_to(Arc::new(sink), events, label, messages, params).await
+        self.submit_to(Arc::new(sink), events, label, messages, params)
+            .await
     }
 
     /// Submits with events going to `sink` (which several chats may share).

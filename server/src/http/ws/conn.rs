@@ -7,12 +7,12 @@
 //! one channel (the sink every one of them carries), and it numbers and serializes them itself.
 
 use super::{error, refused, Reply};
+use crate::http::AppState;
+use crate::ids::SessionId;
 use crate::job::{EventSink, JobEvent, JobTicket};
 use crate::limits::ConnectionRate;
 use crate::messages::{cached_answer, to_messages, JobLabel};
 use crate::relay::{Follower, Submission};
-use crate::ids::SessionId;
-use crate::http::AppState;
 use app::error_code::ErrorCode;
 use app::protocol::{ClientMessage, Job, JobId, ServerMessage};
 use std::collections::HashMap;
@@ -189,10 +189,11 @@ impl Conn {
                     return Some(Reply::Many(cached_answer(client_ref, &hit).into()));
                 }
                 let work = crate::job::Work::Calc(c);
-                let submitted =
-                    self.state
-                        .scheduler
-                        .submit(work, self.party.clone(), std::sync::Arc::clone(&self.sink));
+                let submitted = self.state.scheduler.submit(
+                    work,
+                    self.party.clone(),
+                    std::sync::Arc::clone(&self.sink),
+                );
                 return match submitted {
                     Ok(ticket) => {
                         let id = ticket.id();
@@ -223,7 +224,9 @@ impl Conn {
             self.state.config.max_conversations_per_session,
             &self.session,
             chat,
-        ).await {
+        )
+        .await
+        {
             Ok(p) => p,
             Err(e) => return Some(Reply::One(refused(Some(client_ref), &e))),
         };
@@ -234,7 +237,11 @@ impl Conn {
             follower: self.follower.clone(),
             party: self.party.clone(),
         };
-        match self.state.relay.submit(&self.state.scheduler, prepared.work, sub) {
+        match self
+            .state
+            .relay
+            .submit(&self.state.scheduler, prepared.work, sub)
+        {
             Ok(id) => {
                 tracing::debug!(job_id = %id, %client_ref, "submitted");
                 self.following.insert(id, 0);

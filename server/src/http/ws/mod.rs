@@ -21,11 +21,12 @@
 //! dropped) and its chats wait for a `resume` (see `relay`).
 
 mod conn;
+mod sink;
 
+use crate::http::AppState;
+use crate::ids::SessionId;
 use crate::limits::ConnectionPlace;
 use crate::relay::Follower;
-use crate::ids::SessionId;
-use crate::http::AppState;
 use app::error_code::ErrorCode;
 use app::protocol::ServerMessage;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -34,6 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use conn::Conn;
 use futures::{SinkExt, StreamExt};
+use sink::ConnSink;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -77,11 +79,12 @@ pub async fn upgrade(
         .max(1 << 20);
     // Small buffers: an idle connection waiting in the queue should cost a few KiB, not the
     // 2 x 128 KiB tungstenite reserves by default (larger messages still arrive whole; the read
-    // buffer only sets the chunk read at a time). Writes go out at once, one frame per message.
+    // buffer only sets the chunk read at a time). Frames are buffered until the connection
+    // flushes what is ready (one write for a batch), or until the buffer holds this much.
     ws.max_message_size(hard_limit)
         .max_frame_size(hard_limit)
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| {
             let conn = uuid::Uuid::new_v4().as_u64_pair().0;
             let span = tracing::info_span!("ws", conn_id = %format!("{conn:016x}"));
@@ -91,6 +94,14 @@ pub async fn upgrade(
 
 /// Bytes read from a socket at a time.
 const READ_BUFFER: usize = 1 << 10;
+
+/// Bytes of frames gathered before a write, when a batch is larger than that.
+const WRITE_BUFFER: usize = 1 << 16;
+
+/// Longest a connection holds a job's early messages (`accepted`, `position`, `started`) back
+/// so that they share one write with what follows (see [`sink`]). A job's end is never held.
+/// Tokio's timers tick in milliseconds, so this is 1 to 2 ms.
+pub const COALESCE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Counts the connection for `/health` while it lives.
 struct ConnectionGuard(AppState);
@@ -127,7 +138,7 @@ async fn serve(
     tracing::debug!("connection opened");
     let write_timeout = state.config.ws_write_timeout;
     let (mut out, mut input) = socket.split();
-    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let sink = Arc::new(ConnSink::default());
     let mut c = Conn {
         rate: state.limits.connection_rate(),
         state,
@@ -139,12 +150,19 @@ async fn serve(
             notify: Arc::new(Notify::new()),
         },
         following: HashMap::new(),
-        sink: Arc::new(events_tx),
+        sink: Arc::clone(&sink) as crate::job::EventSink,
         jobs: HashMap::new(),
     };
     let notify = Arc::clone(&c.follower.notify);
-    let ending = 'conn: loop {
-        let mut outgoing: Vec<Arc<str>> = Vec::new();
+    // Messages ready to go: written together, in one flush.
+    let mut outgoing: Vec<Arc<str>> = Vec::new();
+    // Events taken from the sink, reused between turns.
+    let mut events = Vec::new();
+    // While only early messages (`accepted`, `position`, `started`) wait: when they go anyway.
+    let mut flush_by: Option<tokio::time::Instant> = None;
+    let ending = loop {
+        // Whether what waits goes out now, or may wait for the flush deadline.
+        let mut now = true;
         tokio::select! {
             frame = input.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
@@ -161,10 +179,15 @@ async fn serve(
                     break Ending::Client;
                 }
             },
-            Some((id, event)) = events.recv() => {
-                c.on_event(id, event, &mut outgoing);
-                // Everything else that is ready goes out in the same write.
-                while let Ok((id, event)) = events.try_recv() {
+            _ = sink.wake.notified() => {
+                now = sink.take(&mut events);
+                for (id, event) in events.drain(..) {
+                    c.on_event(id, event, &mut outgoing);
+                }
+            }
+            _ = tokio::time::sleep_until(flush_by.unwrap_or_else(tokio::time::Instant::now)), if flush_by.is_some() => {
+                sink.take(&mut events);
+                for (id, event) in events.drain(..) {
                     c.on_event(id, event, &mut outgoing);
                 }
             }
@@ -175,37 +198,55 @@ async fn serve(
             }
             _ = c.state.closing.cancelled() => break Ending::ServerStopping,
         }
-        if let Err(ending) = write(&mut out, outgoing, write_timeout).await {
-            break 'conn ending;
+        if outgoing.is_empty() {
+            continue;
+        }
+        if !now {
+            // Only early messages: hold them (and whatever follows) until the deadline or a
+            // job's end, whichever comes first.
+            if flush_by.is_none() {
+                flush_by = Some(tokio::time::Instant::now() + COALESCE);
+                sink.set_lazy(true);
+            }
+            continue;
+        }
+        flush_by = None;
+        sink.set_lazy(false);
+        if let Err(ending) = write(&mut out, std::mem::take(&mut outgoing), write_timeout).await {
+            break ending;
         }
     };
     if matches!(ending, Ending::ServerStopping) {
-        // The drain is over, but the last jobs' final messages may still be on their way into
-        // the logs: send what comes within a short grace, then say goodbye.
+        // The drain is over, but the last jobs' final messages may still be on their way: send
+        // what comes within a short grace, then say goodbye.
         let grace = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
-        while !(c.following.is_empty() && c.jobs.is_empty()) && tokio::time::Instant::now() < grace
-        {
-            let mut outgoing = Vec::new();
-            c.drain(&mut outgoing);
-            while let Ok((id, event)) = events.try_recv() {
+        sink.set_lazy(false);
+        loop {
+            sink.take(&mut events);
+            for (id, event) in events.drain(..) {
                 c.on_event(id, event, &mut outgoing);
             }
-            if write(&mut out, outgoing, write_timeout).await.is_err() {
+            c.drain(&mut outgoing);
+            if write(&mut out, std::mem::take(&mut outgoing), write_timeout)
+                .await
+                .is_err()
+            {
+                break;
+            }
+            if (c.following.is_empty() && c.jobs.is_empty()) || tokio::time::Instant::now() >= grace
+            {
                 break;
             }
             let _ = tokio::time::timeout_at(grace, async {
                 tokio::select! {
                     _ = notify.notified() => {}
-                    Some((id, event)) = events.recv() => {
-                        let mut outgoing = Vec::new();
-                        c.on_event(id, event, &mut outgoing);
-                        let _ = write(&mut out, outgoing, write_timeout).await;
-                    }
+                    _ = sink.wake.notified() => {}
                 }
             })
             .await;
         }
     }
+    sink.close();
     let (code, reason) = match ending {
         Ending::Client => (0, None),
         Ending::TooSlow => (
