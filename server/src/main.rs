@@ -9,6 +9,10 @@ fn main() -> std::io::Result<()> {
     // the machine's cores: by default each gets its own (see `--async-threads`).
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.resolved_async_threads())
+        .on_thread_start(|| {
+            // Never preempt a device thread on wake-up (see `batch_scheduling`).
+            turnstile_server::process::batch_scheduling();
+        })
         .enable_all()
         .build()?
         .block_on(serve(config))

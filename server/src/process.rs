@@ -1,5 +1,6 @@
 //! This process's own resource use, as the kernel reports it (`/proc/self`), for `/api/stats`
-//! and the load generator's ageing scenario. Plain functions; no state.
+//! and the load generator's ageing scenario, and how its async threads are scheduled. Plain
+//! functions; no state.
 
 /// The server process's resident memory in bytes, from `/proc/self/status` (`None` elsewhere).
 pub fn process_rss_bytes() -> Option<u64> {
@@ -31,6 +32,34 @@ pub fn process_cpu_seconds() -> Option<f64> {
     Some((ticks(14)? + ticks(15)?) as f64 / 100.0)
 }
 
+/// Puts the calling thread under `SCHED_BATCH` (Linux; its nice value unchanged): a thread woken
+/// under this policy does not preempt the running one. The async threads take it, so that on a
+/// core they share with a device thread, a job's result waking them never interrupts the next
+/// job on the device; their share of the CPU is that of any normal thread. Any thread may do
+/// this without privileges. Elsewhere, or if the kernel refuses, the thread stays as it was.
+pub fn batch_scheduling() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{
+            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+            ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+        };
+        // The crate maps 0..=99 onto the nice values -20..=19; 48 is nice 0 (checked in the
+        // tests below).
+        let Ok(nice_zero) = ThreadPriorityValue::try_from(48u8) else {
+            return false;
+        };
+        set_thread_priority_and_policy(
+            thread_native_id(),
+            ThreadPriority::Crossplatform(nice_zero),
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch),
+        )
+        .is_ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +89,24 @@ mod tests {
         }
         assert!(after >= before + 0.2, "{before} -> {after}");
         assert!(process_cpu_seconds().unwrap() >= after);
+    }
+
+    #[test]
+    fn a_batch_thread_keeps_its_nice_value() {
+        // The policy (field 41) and the nice value (field 19) of a fresh thread, after.
+        let fields = std::thread::spawn(|| {
+            assert!(batch_scheduling(), "any thread may choose SCHED_BATCH");
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+            let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+            let f: Vec<i64> = after_comm
+                .split_whitespace()
+                .map(|x| x.parse().unwrap_or(-1))
+                .collect();
+            (f[41 - 3], f[19 - 3])
+        })
+        .join()
+        .unwrap();
+        const SCHED_BATCH: i64 = 3;
+        assert_eq!(fields, (SCHED_BATCH, 0));
     }
 }

@@ -158,8 +158,11 @@ async fn serve(
     let mut outgoing: Vec<Arc<str>> = Vec::new();
     // Events taken from the sink, reused between turns.
     let mut events = Vec::new();
-    // While only early messages (`accepted`, `position`, `started`) wait: when they go anyway.
+    // While only early messages (`accepted`, `position`, `started`) wait: when they go anyway
+    // (one timer, re-armed, not one per turn).
     let mut flush_by: Option<tokio::time::Instant> = None;
+    let flush_timer = tokio::time::sleep(std::time::Duration::ZERO);
+    tokio::pin!(flush_timer);
     let ending = loop {
         // Whether what waits goes out now, or may wait for the flush deadline.
         let mut now = true;
@@ -185,7 +188,7 @@ async fn serve(
                     c.on_event(id, event, &mut outgoing);
                 }
             }
-            _ = tokio::time::sleep_until(flush_by.unwrap_or_else(tokio::time::Instant::now)), if flush_by.is_some() => {
+            _ = &mut flush_timer, if flush_by.is_some() => {
                 sink.take(&mut events);
                 for (id, event) in events.drain(..) {
                     c.on_event(id, event, &mut outgoing);
@@ -205,7 +208,9 @@ async fn serve(
             // Only early messages: hold them (and whatever follows) until the deadline or a
             // job's end, whichever comes first.
             if flush_by.is_none() {
-                flush_by = Some(tokio::time::Instant::now() + COALESCE);
+                let deadline = tokio::time::Instant::now() + COALESCE;
+                flush_by = Some(deadline);
+                flush_timer.as_mut().reset(deadline);
                 sink.set_lazy(true);
             }
             continue;
