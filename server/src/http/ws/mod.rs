@@ -98,8 +98,9 @@ const READ_BUFFER: usize = 1 << 10;
 /// Bytes of frames gathered before a write, when a batch is larger than that.
 const WRITE_BUFFER: usize = 1 << 16;
 
-/// Longest a connection holds a job's early messages (`accepted`, `position`, `started`) back
-/// so that they share one write with what follows (see [`sink`]). A job's end is never held.
+/// Longest a connection holds a job's early messages (`accepted`, `started`) back so that they
+/// share one write with what follows (see [`sink`]). A job's end and a new position are never
+/// held.
 /// Tokio's timers tick in milliseconds, so this is 1 to 2 ms.
 pub const COALESCE: std::time::Duration = std::time::Duration::from_millis(1);
 
@@ -158,7 +159,7 @@ async fn serve(
     let mut outgoing: Vec<Arc<str>> = Vec::new();
     // Events taken from the sink, reused between turns.
     let mut events = Vec::new();
-    // While only early messages (`accepted`, `position`, `started`) wait: when they go anyway
+    // While only early messages (`accepted`, `started`) wait: when they go anyway
     // (one timer, re-armed, not one per turn).
     let mut flush_by: Option<tokio::time::Instant> = None;
     let flush_timer = tokio::time::sleep(std::time::Duration::ZERO);

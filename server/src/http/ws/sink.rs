@@ -2,12 +2,13 @@
 //! events of the connection's own (calculator) jobs, for its task to number, serialize and write.
 //!
 //! Waking a task costs a system call on the sender's side and a switch on the receiver's, and
-//! every write costs the client a read. So a job's final event wakes the task at once (its answer
-//! goes out with whatever else is ready, in one write), while the events before it (`accepted`,
-//! `position`, `started`) may wait for the connection's flush deadline: once the task holds such
-//! messages back (`lazy`), it has a timer that writes them within [`super::COALESCE`], and the
-//! sink does not wake it for more of the same. A 2x2 add that finishes within that time reaches
-//! its client in one write instead of three.
+//! every write costs the client a read. So a job's final event, and a new position (a waiting
+//! job's whole news: nothing follows it soon), wake the task at once and go out with whatever
+//! else is ready, in one write; the events a short job sends in quick succession before its end
+//! (`accepted`, `started`) may wait for the connection's flush deadline: once the task holds
+//! such messages back (`lazy`), it has a timer that writes them within [`super::COALESCE`], and
+//! the sink does not wake it for more of the same. A 2x2 add that finishes within that time
+//! reaches its client in one write instead of three.
 //!
 //! Concurrency: a small mutex around the inbox, held to push or take, never across an `.await`;
 //! the task is woken through a `Notify` (a wake before it waits is kept as a permit).
@@ -37,12 +38,12 @@ pub(super) struct ConnSink {
 }
 
 impl ConnSink {
-    /// Moves every waiting event into `out`; true if a final one was among them.
+    /// Moves every waiting event into `out`; true if one that goes out at once was among them.
     pub(super) fn take(&self, out: &mut Vec<(JobId, JobEvent)>) -> bool {
         let mut inbox = self.inbox.lock();
-        let any_final = inbox.events.iter().any(|(_, e)| e.is_terminal());
+        let any_urgent = inbox.events.iter().any(|(_, e)| urgent(e));
         out.append(&mut inbox.events);
-        any_final
+        any_urgent
     }
 
     /// Whether the task holds messages back until its flush deadline. Leaving that state with
@@ -66,9 +67,14 @@ impl ConnSink {
     }
 }
 
+/// Whether `event` goes out at once: a job's end, or a waiting job's new position.
+fn urgent(event: &JobEvent) -> bool {
+    event.is_terminal() || matches!(event, JobEvent::Position { .. })
+}
+
 impl Sink<JobExecutor> for ConnSink {
     fn send(&self, id: JobId, event: JobEvent) -> bool {
-        let urgent = event.is_terminal();
+        let urgent = urgent(&event);
         let mut inbox = self.inbox.lock();
         if inbox.closed {
             return false;
@@ -104,7 +110,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_a_final_event_wakes_a_lazy_task_and_leaving_lazy_collects_the_rest() {
+    async fn only_an_end_or_a_position_wakes_a_lazy_task_and_leaving_lazy_collects_the_rest() {
         let sink = ConnSink::default();
         let id = JobId(1);
         assert!(sink.send(id, started()));
@@ -123,10 +129,19 @@ mod tests {
         assert!(woken(&sink).await);
         assert!(!sink.take(&mut out));
         sink.set_lazy(true);
+        sink.send(
+            id,
+            JobEvent::Position {
+                position: 2,
+                eta_ms: 9,
+            },
+        );
+        assert!(woken(&sink).await, "a new position always wakes");
+        assert!(sink.take(&mut out));
         sink.send(id, JobEvent::Ended(Err(crate::error::JobError::Cancelled)));
         assert!(woken(&sink).await, "a final event always wakes");
         assert!(sink.take(&mut out));
-        assert_eq!(out.len(), 3);
+        assert_eq!(out.len(), 4);
         sink.close();
         assert!(sink.is_closed() && !sink.send(id, started()));
     }
