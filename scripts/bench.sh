@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark and prints its figures (docs/benchmarks.md records them):
-#   1. the scheduler's micro-benchmarks (criterion),
+#   1. the scheduler's micro-benchmarks (criterion) and its hot path (scripts/bench-hotpath.sh),
 #   2. turnstile-load's scenarios against a release server started here on 127.0.0.1 (the
 #      ageing one three times on one fresh server: a million jobs each, about five minutes),
 #   3. the page's bundle size and navigation-to-hydrated time in Chromium.
@@ -39,6 +39,9 @@ start() { # start <extra server flags...>
 stop() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null; server_pid=""; rm -f "$out"/bench.sqlite3*; }
 trap stop EXIT
 load() { ./target/release/turnstile-load --addr "127.0.0.1:$port" "$@"; }
+
+echo "bench: the scheduler's hot path (start-up, 2x2 adds with perf stat, 10,000 waiters, 1 ms jobs)"
+HOTPATH_DUR="$dur" HOTPATH_WAITERS="$hold_big" HOTPATH_OUT="$out/hotpath" scripts/bench-hotpath.sh
 
 echo "bench: device utilization and throughput (saturate)"
 start

@@ -111,3 +111,26 @@ fn only_the_http_layer_knows_the_application_state() {
     let (_, users) = graph();
     assert!(users.is_empty(), "outside http/: {users:?}");
 }
+
+#[test]
+fn the_scheduler_crate_depends_on_nothing_of_the_web() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scheduler/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).expect("scheduler/Cargo.toml");
+    let deps = text
+        .split("[dependencies]")
+        .nth(1)
+        .expect("a [dependencies] table")
+        .split("\n[")
+        .next()
+        .unwrap();
+    let names: Vec<&str> = deps
+        .lines()
+        .filter_map(|l| l.split(['=', '.']).next())
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && !n.starts_with('#'))
+        .collect();
+    assert!(names.contains(&"tokio"), "the table was read: {names:?}");
+    for web in ["axum", "leptos", "leptos_axum", "serde_json", "app", "server", "hyper"] {
+        assert!(!names.contains(&web), "the scheduler depends on {web}");
+    }
+}
