@@ -33,8 +33,13 @@ mkdir -p "$site/pkg"
 wasm-split-cli --out-name turnstile "$tgt/wasm32-unknown-unknown/wasm-release/frontend.wasm" "$split"
 wasm-bindgen --target web --no-typescript --keep-lld-exports --out-dir "$site/pkg" --out-name turnstile \
   "$split/turnstile.wasm"
-find "$split" -maxdepth 1 \( -name '__wasm_split.js' -o -name 'split_*.wasm' -o -name 'chunk_*.wasm' \) \
-  -exec cp {} "$site/pkg/" \;
+find "$split" -maxdepth 1 \( -name 'split_*.wasm' -o -name 'chunk_*.wasm' \) -exec cp {} "$site/pkg/" \;
+# The loader under the name Leptos' HydrationScripts preloads (cargo-leptos' name for it).
+loader="__wasm_split.______________________.js"
+cp "$split/__wasm_split.js" "$site/pkg/$loader"
+# Only the JS imports change; the wasm's own import names (the keys of the imports object) stay.
+sed -i "s#^\(import .* from \)\"./__wasm_split.js\"#\1\"./$loader\"#" "$site/pkg/turnstile.js"
+grep -q "^import .* from \"./$loader\"" "$site/pkg/turnstile.js"
 node scripts/split-manifest.mjs "$site/pkg"
 # binaryen from npm (end2end/node_modules): Debian's wasm-opt 108 silently breaks hydration.
 for wasm in "$site"/pkg/*.wasm; do

@@ -1,5 +1,5 @@
 // Writes pkg/__wasm_split_manifest.json from the loader that wasm-split-cli emitted
-// (pkg/__wasm_split.js): for each lazily loaded function, the wasm files it needs. The server
+// (pkg/__wasm_split.______________________.js): for each lazily loaded function, the wasm files it needs. The server
 // reads it (Leptos' HydrationScripts) and adds `<link rel="preload">` for the chunks of the page
 // it renders, so they download alongside the main bundle instead of after it. The same map as
 // cargo-leptos' `--split` writes; wasm-split-cli (the library's binary) does not write it.
@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const dir = process.argv[2];
-const js = readFileSync(join(dir, "__wasm_split.js"), "utf8");
+const js = readFileSync(join(dir, "__wasm_split.______________________.js"), "utf8");
 const chunks = {}; // "__chunk_3" -> "chunk_3"
 for (const m of js.matchAll(/const (__chunk_\d+) = makeLoad\([^]*?"\.\/(chunk_\d+)\.wasm"/g)) chunks[m[1]] = m[2];
 const manifest = {};
