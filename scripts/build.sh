@@ -27,7 +27,7 @@ cargo build -p frontend --lib --target wasm32-unknown-unknown --profile wasm-rel
 tgt="${CARGO_TARGET_DIR:-target}"
 site="$tgt/site"
 split="$tgt/wasm-split"
-# The split files' names carry a hash of the split point: clear out the previous build's.
+# The lazily loaded files' names carry hashes: clear out the previous build's.
 rm -rf "$site/pkg" "$split"
 mkdir -p "$site/pkg"
 # The main module (turnstile.wasm), one file per lazy route (split_*.wasm), code they share
@@ -42,12 +42,14 @@ cp "$split/__wasm_split.js" "$site/pkg/$loader"
 # Only the JS imports change; the wasm's own import names (the keys of the imports object) stay.
 sed -i "s#^\(import .* from \)\"./__wasm_split.js\"#\1\"./$loader\"#" "$site/pkg/turnstile.js"
 grep -q "^import .* from \"./$loader\"" "$site/pkg/turnstile.js"
-node scripts/split-manifest.mjs "$site/pkg"
 # binaryen from npm (end2end/node_modules): Debian's wasm-opt 108 silently breaks hydration.
 for wasm in "$site"/pkg/*.wasm; do
   wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals "$wasm" -o "$wasm"
 done
+# Content-hashed names for the lazily loaded files, and the preload manifest the server reads.
+node scripts/split-manifest.mjs "$site/pkg"
 cp style/main.css "$site/pkg/turnstile.css"
 cp -r public/. "$site/"
-echo "build: ok -> $site/pkg ($(du -h "$site/pkg/turnstile_bg.wasm" | cut -f1) wasm)"
+echo "build: ok -> $site/pkg ($(du -h "$site/pkg/turnstile_bg.wasm" | cut -f1) main wasm," \
+  "$(cat "$site"/pkg/{split,chunk}_*.wasm | wc -c | numfmt --to=iec) lazily loaded)"

@@ -18,7 +18,7 @@ test("a lazily loaded page preloads its own files", async ({ page, server, reque
   const html = await (await request.get(server.url + "/chat")).text();
   const links = [...html.matchAll(/<link [^>]*>/g)].map((m) => m[0]);
   const preloads = links.filter((l) => /rel="(module)?preload"/.test(l)).map((l) => l.match(/href="([^"]+)"/)![1]);
-  expect(preloads.some((h) => /^\/pkg\/split___chat_route_view_\w+\.wasm$/.test(h))).toBeTruthy();
+  expect(preloads.some((h) => /^\/pkg\/split___chat_route_view_\w+\.\w+\.wasm$/.test(h))).toBeTruthy();
   expect(preloads.some((h) => /split___stats_route_view/.test(h))).toBeFalsy();
   // Each one exists: the loader too, under the name the page preloads and the bundle imports.
   expect(preloads.some((h) => /^\/pkg\/__wasm_split\.\w*\.js$/.test(h))).toBeTruthy();
@@ -28,7 +28,7 @@ test("a lazily loaded page preloads its own files", async ({ page, server, reque
   await page.goto(server.url + "/stats");
   await expect(page.locator("[data-hydrated=true]")).toHaveCount(1);
   await expect(page.getByTestId("stats-total")).toHaveText(/^[0-9]+$/);
-  expect(fetched.some((u) => /split___stats_route_view_\w+\.wasm$/.test(u))).toBeTruthy();
+  expect(fetched.some((u) => /split___stats_route_view_\w+\.\w+\.wasm$/.test(u))).toBeTruthy();
   expect(fetched.some((u) => /split___chat_route_view/.test(u))).toBeFalsy();
 });
 
