@@ -104,6 +104,7 @@ stop
 
 echo "bench: the page (bundle size, navigation to hydrated)"
 scripts/build.sh --release >/dev/null
-(cd end2end && TURNSTILE_BIN="$PWD/../target/release/turnstile" TURNSTILE_SITE_ROOT="$PWD/../target/site" \
+tgt="$(realpath "${CARGO_TARGET_DIR:-target}")"
+(cd end2end && TURNSTILE_BIN="$tgt/release/turnstile" TURNSTILE_SITE_ROOT="$tgt/site" \
   BENCH_JSON="$PWD/../$out/hydration.json" npx playwright test -c playwright.bench.config.ts)
 echo "bench: done; JSON reports in $out/"

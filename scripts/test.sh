@@ -19,5 +19,6 @@ echo "test: building the site for the browser suite"
 scripts/build.sh
 
 echo "test: browser suite (Playwright, Chromium)"
+tgt="$(realpath "${CARGO_TARGET_DIR:-target}")"
 cd end2end
-TURNSTILE_BIN="$PWD/../target/debug/turnstile" TURNSTILE_SITE_ROOT="$PWD/../target/site" npx playwright test
+TURNSTILE_BIN="$tgt/debug/turnstile" TURNSTILE_SITE_ROOT="$tgt/site" npx playwright test

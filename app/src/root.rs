@@ -8,7 +8,7 @@ use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
     hooks::{use_location, use_query_map},
-    StaticSegment,
+    Lazy, StaticSegment,
 };
 
 /// The HTML document around the app, rendered by the server.
@@ -116,15 +116,15 @@ fn Frame(hydrated: RwSignal<bool>) -> impl IntoView {
             <main id="main" tabindex="-1">
                 <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
                     <Route path=StaticSegment("") view=pages::calculator::CalculatorPage/>
-                    <Route path=StaticSegment("chat") view=pages::chat::ChatPage/>
-                    <Route path=StaticSegment("stats") view=pages::stats::StatsPage/>
+                    <Route path=StaticSegment("chat") view={Lazy::<pages::chat::ChatRoute>::new()}/>
+                    <Route path=StaticSegment("stats") view={Lazy::<pages::stats::StatsRoute>::new()}/>
                     <Route
                         path=(StaticSegment("embed"), StaticSegment("calculator"))
                         view=pages::calculator::CalculatorPage
                     />
                     <Route
                         path=(StaticSegment("embed"), StaticSegment("chat"))
-                        view=pages::chat::ChatPage
+                        view={Lazy::<pages::chat::ChatRoute>::new()}
                     />
                 </Routes>
             </main>
