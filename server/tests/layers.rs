@@ -25,8 +25,11 @@ fn code(text: &str) -> String {
         .join("\n")
 }
 
-/// Top-level module of each source file, and the modules each one names.
-fn graph() -> (BTreeMap<String, BTreeSet<String>>, Vec<(String, String)>) {
+/// Each top-level module and the modules it names.
+type Edges = BTreeMap<String, BTreeSet<String>>;
+
+/// The import graph, and the (module, file) pairs outside `http/` that name `AppState`.
+fn graph() -> (Edges, Vec<(String, String)>) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = vec![];
     sources(&src, &mut files);
@@ -41,7 +44,7 @@ fn graph() -> (BTreeMap<String, BTreeSet<String>>, Vec<(String, String)>) {
         first.trim_end_matches(".rs").to_owned()
     };
     let modules: BTreeSet<String> = files.iter().map(|p| module(p)).collect();
-    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut edges: Edges = BTreeMap::new();
     let mut state_users = vec![];
     for path in &files {
         let from = module(path);
@@ -67,12 +70,7 @@ fn graph() -> (BTreeMap<String, BTreeSet<String>>, Vec<(String, String)>) {
 }
 
 /// A cycle through `start`, if there is one (depth-first search).
-fn cycle_from(
-    edges: &BTreeMap<String, BTreeSet<String>>,
-    start: &str,
-    at: &str,
-    path: &mut Vec<String>,
-) -> Option<Vec<String>> {
+fn cycle_from(edges: &Edges, start: &str, at: &str, path: &mut Vec<String>) -> Option<Vec<String>> {
     for next in edges.get(at).into_iter().flatten() {
         if next == start {
             let mut cycle = path.clone();
@@ -130,7 +128,15 @@ fn the_scheduler_crate_depends_on_nothing_of_the_web() {
         .filter(|n| !n.is_empty() && !n.starts_with('#'))
         .collect();
     assert!(names.contains(&"tokio"), "the table was read: {names:?}");
-    for web in ["axum", "leptos", "leptos_axum", "serde_json", "app", "server", "hyper"] {
+    for web in [
+        "axum",
+        "leptos",
+        "leptos_axum",
+        "serde_json",
+        "app",
+        "server",
+        "hyper",
+    ] {
         assert!(!names.contains(&web), "the scheduler depends on {web}");
     }
 }

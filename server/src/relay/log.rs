@@ -270,7 +270,8 @@ impl Relay {
 pub(super) struct ChatSink(Arc<ChatLog>);
 
 impl ChatSink {
-    pub(super) fn new(log: Arc<ChatLog>) -> EventSink<JobExecutor> {
+    /// The sink of `log`, as the scheduler holds it.
+    pub(super) fn sink(log: Arc<ChatLog>) -> EventSink<JobExecutor> {
         Arc::new(ChatSink(log))
     }
 }

@@ -142,7 +142,7 @@ impl Relay {
             Some(sub.persist),
             sub.client_ref,
         );
-        let ticket = scheduler.submit(work, sub.party, ChatSink::new(Arc::clone(&log)))?;
+        let ticket = scheduler.submit(work, sub.party, ChatSink::sink(Arc::clone(&log)))?;
         let id = JobLabel::wire_id(ticket.id());
         log.set_ticket(ticket);
         self.logs.lock().insert(id.clone(), log);

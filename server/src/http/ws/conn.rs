@@ -66,8 +66,8 @@ impl Conn {
             outgoing.push(crate::messages::encode(&msg).into());
         }
         if terminal {
-            if let Some(job) = self.jobs.remove(&id) {
-                job.ticket.map(JobTicket::disarm);
+            if let Some(ticket) = self.jobs.remove(&id).and_then(|job| job.ticket) {
+                ticket.disarm();
             }
         }
     }
