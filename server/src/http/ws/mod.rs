@@ -164,62 +164,75 @@ async fn serve(
     let mut flush_by: Option<tokio::time::Instant> = None;
     let flush_timer = tokio::time::sleep(std::time::Duration::ZERO);
     tokio::pin!(flush_timer);
-    let ending = loop {
-        // Whether what waits goes out now, or may wait for the flush deadline.
-        let mut now = true;
-        tokio::select! {
-            frame = input.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    for reply in c.handle_text(text.as_str()).await {
-                        outgoing.push(encode(&reply));
+    // The waits that outlive a turn of the loop are made once (and again only after they fire),
+    // not every turn: each one registers with what it waits on. They end with the loop, so the
+    // goodbye below waits on fresh ones.
+    let closing = c.state.closing.clone();
+    let ending = {
+        let server_stopping = closing.cancelled();
+        tokio::pin!(server_stopping);
+        let mut sink_woken = std::pin::pin!(sink.wake.notified());
+        let mut log_grew = std::pin::pin!(notify.notified());
+        loop {
+            // Whether what waits goes out now, or may wait for the flush deadline.
+            let mut now = true;
+            tokio::select! {
+                frame = input.next() => match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        for reply in c.handle_text(text.as_str()).await {
+                            outgoing.push(encode(&reply));
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => outgoing.push(encode(&error(None, ErrorCode::BadMessage,
+                        "binary frames are not supported; send JSON text frames".into()))),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break Ending::Client,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "connection error");
+                        break Ending::Client;
+                    }
+                },
+                _ = &mut sink_woken => {
+                    sink_woken.set(sink.wake.notified());
+                    now = sink.take(&mut events);
+                    for (id, event) in events.drain(..) {
+                        c.on_event(id, event, &mut outgoing);
                     }
                 }
-                Some(Ok(Message::Binary(_))) => outgoing.push(encode(&error(None, ErrorCode::BadMessage,
-                    "binary frames are not supported; send JSON text frames".into()))),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | None => break Ending::Client,
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "connection error");
-                    break Ending::Client;
+                _ = &mut flush_timer, if flush_by.is_some() => {
+                    sink.take(&mut events);
+                    for (id, event) in events.drain(..) {
+                        c.on_event(id, event, &mut outgoing);
+                    }
                 }
-            },
-            _ = sink.wake.notified() => {
-                now = sink.take(&mut events);
-                for (id, event) in events.drain(..) {
-                    c.on_event(id, event, &mut outgoing);
+                _ = &mut log_grew => {
+                    log_grew.set(notify.notified());
+                    if !c.drain(&mut outgoing) {
+                        break Ending::FellBehind;
+                    }
                 }
+                _ = &mut server_stopping => break Ending::ServerStopping,
             }
-            _ = &mut flush_timer, if flush_by.is_some() => {
-                sink.take(&mut events);
-                for (id, event) in events.drain(..) {
-                    c.on_event(id, event, &mut outgoing);
+            if outgoing.is_empty() {
+                continue;
+            }
+            if !now {
+                // Only early messages: hold them (and whatever follows) until the deadline or a
+                // job's end, whichever comes first.
+                if flush_by.is_none() {
+                    let deadline = tokio::time::Instant::now() + COALESCE;
+                    flush_by = Some(deadline);
+                    flush_timer.as_mut().reset(deadline);
+                    sink.set_lazy(true);
                 }
+                continue;
             }
-            _ = notify.notified() => {
-                if !c.drain(&mut outgoing) {
-                    break Ending::FellBehind;
-                }
+            flush_by = None;
+            sink.set_lazy(false);
+            if let Err(ending) = write(&mut out, std::mem::take(&mut outgoing), write_timeout).await
+            {
+                break ending;
             }
-            _ = c.state.closing.cancelled() => break Ending::ServerStopping,
-        }
-        if outgoing.is_empty() {
-            continue;
-        }
-        if !now {
-            // Only early messages: hold them (and whatever follows) until the deadline or a
-            // job's end, whichever comes first.
-            if flush_by.is_none() {
-                let deadline = tokio::time::Instant::now() + COALESCE;
-                flush_by = Some(deadline);
-                flush_timer.as_mut().reset(deadline);
-                sink.set_lazy(true);
-            }
-            continue;
-        }
-        flush_by = None;
-        sink.set_lazy(false);
-        if let Err(ending) = write(&mut out, std::mem::take(&mut outgoing), write_timeout).await {
-            break ending;
         }
     };
     if matches!(ending, Ending::ServerStopping) {
