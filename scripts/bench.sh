@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark and prints its figures (docs/benchmarks.md records them):
-#   1. the scheduler's micro-benchmarks (criterion),
+#   1. the scheduler's micro-benchmarks (criterion) and its hot path (scripts/bench-hotpath.sh),
 #   2. turnstile-load's scenarios against a release server started here on 127.0.0.1 (the
 #      ageing one three times on one fresh server: a million jobs each, about five minutes),
 #   3. the page's bundle size and navigation-to-hydrated time in Chromium.
@@ -21,7 +21,7 @@ cargo build --release -p server --bin turnstile
 cargo build --release -p turnstile-load
 
 echo "bench: scheduler micro-benchmarks (criterion)"
-cargo bench -p server --bench scheduler 2>&1 | grep -E "^scheduler/|time:" | paste - - | sed 's/  */ /g' | tee "$out/scheduler.txt"
+cargo bench -p turnstile-scheduler --bench scheduler 2>&1 | grep -E "^scheduler/|time:" | paste - - | sed 's/  */ /g' | tee "$out/scheduler.txt"
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 port=3990
@@ -39,6 +39,9 @@ start() { # start <extra server flags...>
 stop() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null; server_pid=""; rm -f "$out"/bench.sqlite3*; }
 trap stop EXIT
 load() { ./target/release/turnstile-load --addr "127.0.0.1:$port" "$@"; }
+
+echo "bench: the scheduler's hot path (start-up, 2x2 adds with perf stat, 10,000 waiters, 1 ms jobs)"
+HOTPATH_DUR="$dur" HOTPATH_WAITERS="$hold_big" HOTPATH_OUT="$out/hotpath" scripts/bench-hotpath.sh
 
 echo "bench: device utilization and throughput (saturate)"
 start
@@ -101,6 +104,7 @@ stop
 
 echo "bench: the page (bundle size, navigation to hydrated)"
 scripts/build.sh --release >/dev/null
-(cd end2end && TURNSTILE_BIN="$PWD/../target/release/turnstile" TURNSTILE_SITE_ROOT="$PWD/../target/site" \
+tgt="$(realpath "${CARGO_TARGET_DIR:-target}")"
+(cd end2end && TURNSTILE_BIN="$tgt/release/turnstile" TURNSTILE_SITE_ROOT="$tgt/site" \
   BENCH_JSON="$PWD/../$out/hydration.json" npx playwright test -c playwright.bench.config.ts)
 echo "bench: done; JSON reports in $out/"

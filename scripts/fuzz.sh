@@ -6,8 +6,9 @@
 #   FUZZ_SANITIZER=none make fuzz               # without AddressSanitizer (default: address)
 #
 # The fuzz build needs nightly features: RUSTC_BOOTSTRAP=1 (from scripts/env.sh) lets the stable
-# toolchain take cargo-fuzz's -Z flags. The first build compiles the whole server (candle
-# included) with sanitizer instrumentation into fuzz/target: expect a long wait on two cores.
+# toolchain take cargo-fuzz's -Z flags. The first build compiles the wire types (`app`, no
+# Leptos), the calculator (`turnstile-calc`) and candle with sanitizer instrumentation into
+# fuzz/target (not the server): expect a wait on two cores.
 # Each target's full libFuzzer output goes to fuzz/logs/<target>.log; new corpus entries go to
 # fuzz/corpus/<target>/ (ignored by git: only the seeds are committed), crashes to
 # fuzz/artifacts/<target>/. See docs/reliability.md, "Fuzzing", for how to minimise a crash.
@@ -19,7 +20,7 @@ cd "$ROOT"
 seconds="${FUZZ_SECONDS:-60}"
 targets="${FUZZ_TARGETS:-client_message calc_input markdown}"
 sanitizer="${FUZZ_SANITIZER:-address}"
-# Many codegen units: the sanitized release build of candle and the server is much quicker on
+# Many codegen units: the sanitized release build of candle and the calculator is much quicker on
 # two cores, and every run reuses the same build (cargo-fuzz's default, 1, would rebuild).
 build_args=(--sanitizer "$sanitizer" --codegen-units 16)
 

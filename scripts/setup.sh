@@ -65,6 +65,17 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version"
   cargo install wasm-bindgen-cli --version "$wb_version" --quiet
 fi
 
+# 2b. wasm-split-cli (the binary of the wasm_split_cli_support crate, which cargo-leptos' `--split`
+# uses as a library): splits the lazily loaded routes out of the wasm bundle. About 3 minutes, once.
+split_version=0.2.4
+# (It has no --version; cargo's list of installed crates tells.)
+if ! command -v wasm-split-cli >/dev/null 2>&1 ||
+   ! cargo install --list | grep -qx "wasm_split_cli_support v$split_version:"; then
+  echo "setup: installing wasm-split-cli $split_version (a few minutes, once)"
+  cargo install wasm_split_cli_support --version "$split_version" --features build-binary --locked --quiet ||
+    cargo install wasm_split_cli_support --version "$split_version" --features build-binary --quiet
+fi
+
 # 3. cargo-deny, for the test command's license, ban and source checks (a few minutes, once).
 deny_version=0.20.2
 if [ $want_test -eq 1 ] && [ "$(cargo deny --version 2>/dev/null | awk '{print $2}')" != "$deny_version" ]; then

@@ -13,11 +13,12 @@ scripts/model.sh
 
 echo "test: cargo test (unit + integration)"
 # Not --workspace: that would unify the browser-only `hydrate` features into the server build.
-cargo test -p app -p server -p turnstile-load -p turnstile-llm --no-fail-fast
+cargo test -p app -p server -p turnstile-load -p turnstile-llm -p turnstile-calc -p turnstile-scheduler --no-fail-fast
 
 echo "test: building the site for the browser suite"
 scripts/build.sh
 
 echo "test: browser suite (Playwright, Chromium)"
+tgt="$(realpath "${CARGO_TARGET_DIR:-target}")"
 cd end2end
-TURNSTILE_BIN="$PWD/../target/debug/turnstile" TURNSTILE_SITE_ROOT="$PWD/../target/site" npx playwright test
+TURNSTILE_BIN="$tgt/debug/turnstile" TURNSTILE_SITE_ROOT="$tgt/site" npx playwright test

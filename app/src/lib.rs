@@ -1,27 +1,29 @@
-//! Turnstile's shared crate: the wire types (protocol, tensors, error codes, HTTP bodies) used by
-//! both the server and the browser, and the Leptos components rendered on the server and hydrated
-//! in the browser. Nothing here holds shared state; the browser-only code is behind `hydrate`.
+//! Turnstile's shared crate: the wire types (protocol, tensors, error codes, HTTP bodies,
+//! Markdown rendering) used by the server, the browser and the tools, and, behind the `ui`
+//! feature, the Leptos components rendered on the server and hydrated in the browser. Nothing here
+//! holds shared state. With no features only the wire types compile (no Leptos), which is what
+//! `turnstile-load`, `turnstile-calc` and the fuzz targets use; the browser-only code is behind
+//! `hydrate`.
 
 // Leptos view types nest deeply; layout queries for the biggest pages need the headroom.
 #![recursion_limit = "256"]
 
 pub mod api;
 pub mod chat;
+#[cfg(feature = "ui")]
 pub mod client;
 pub mod error_code;
 pub mod markdown;
 pub mod openai;
+#[cfg(feature = "ui")]
 pub mod pages;
 pub mod protocol;
 pub mod tensor;
 
-use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
-use leptos_router::{
-    components::{Route, Router, Routes, A},
-    hooks::{use_location, use_query_map},
-    StaticSegment,
-};
+#[cfg(feature = "ui")]
+mod root;
+#[cfg(feature = "ui")]
+pub use root::{shell, App};
 
 /// The page's script policy: only the site's own scripts and the inline hydration scripts
 /// carrying this response's nonce run (so nothing a user or the model wrote can), WebAssembly may
@@ -33,125 +35,4 @@ pub fn content_security_policy(nonce: &str) -> String {
          style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
          object-src 'none'; base-uri 'none'; form-action 'self'"
     )
-}
-
-/// The HTML document around the app, rendered by the server.
-pub fn shell(options: LeptosOptions) -> impl IntoView {
-    let nonce = leptos::nonce::use_nonce()
-        .map(|n| n.to_string())
-        .unwrap_or_default();
-    let csp = content_security_policy(&nonce);
-    view! {
-        <!DOCTYPE html>
-        <html lang="en">
-            <head>
-                <meta charset="utf-8"/>
-                <meta http-equiv="Content-Security-Policy" content=csp/>
-                <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
-                <MetaTags/>
-            </head>
-            <body>
-                <App/>
-            </body>
-        </html>
-    }
-}
-
-/// The brand mark as an inline icon, so browsers do not ask for a missing `/favicon.ico`.
-const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' r='8' fill='%232f5bd3'/%3E%3C/svg%3E";
-
-/// The application: site chrome and the routes.
-///
-/// The root element gets `data-hydrated="true"` once the app is live in the browser (set by an
-/// effect, which never runs on the server), so browser tests can wait for hydration.
-#[component]
-pub fn App() -> impl IntoView {
-    provide_meta_context();
-    let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
-    view! {
-        <Stylesheet id="leptos" href="/pkg/turnstile.css"/>
-        <Title text="Turnstile"/>
-        <Link rel="icon" href=FAVICON/>
-        <Router>
-            <Frame hydrated/>
-        </Router>
-    }
-}
-
-/// A CSS colour a host page may pass as `accent`: `#rgb`, `#rrggbb` (or with alpha), nothing else,
-/// so the query string can never inject CSS.
-fn accent_colour(s: &str) -> Option<&str> {
-    let hex = s.strip_prefix('#')?;
-    (matches!(hex.len(), 3 | 4 | 6 | 8) && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s)
-}
-
-/// The page around the routes: the site chrome, or none on the embed routes (`/embed/...`, the
-/// widget), where `theme` (light, dark, auto) and `accent` come from the query string.
-#[component]
-fn Frame(hydrated: RwSignal<bool>) -> impl IntoView {
-    let location = use_location();
-    let query = use_query_map();
-    let embed = Memo::new(move |_| location.pathname.with(|p| client::embed::is_embed_path(p)));
-    let theme = move || {
-        let asked = query.with(|q| q.get("theme"));
-        match (embed.get(), asked.as_deref()) {
-            (true, Some("dark")) => "dark",
-            (true, Some("auto")) => "auto",
-            _ => "light",
-        }
-    };
-    let accent = move || {
-        query.with(|q| q.get("accent")).and_then(|a| {
-            accent_colour(&a).map(|c| format!("--accent: {c}; --accent-strong: {c}; --queue: {c}"))
-        })
-    };
-    Effect::new(move |_| {
-        if embed.get() {
-            client::embed::start();
-        }
-    });
-    view! {
-        <div
-            class="app"
-            class:embed=move || embed.get()
-            data-theme=theme
-            style=accent
-            data-hydrated=move || hydrated.get().then_some("true")
-        >
-            <Show when=move || !embed.get()>
-                <a class="skip-link" href="#main">"Skip to content"</a>
-                <header class="site-header">
-                    <div class="site-header-inner">
-                        <a class="brand" href="/">
-                            <span class="brand-mark" aria-hidden="true"></span>
-                            "Turnstile"
-                        </a>
-                        <nav aria-label="Main">
-                            <A href="/">"Calculator"</A>
-                            <A href="/chat">"Chat"</A>
-                            <A href="/stats">"Stats"</A>
-                        </nav>
-                    </div>
-                </header>
-            </Show>
-            <main id="main" tabindex="-1">
-                <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
-                    <Route path=StaticSegment("") view=pages::calculator::CalculatorPage/>
-                    <Route path=StaticSegment("chat") view=pages::chat::ChatPage/>
-                    <Route path=StaticSegment("stats") view=pages::stats::StatsPage/>
-                    <Route
-                        path=(StaticSegment("embed"), StaticSegment("calculator"))
-                        view=pages::calculator::CalculatorPage
-                    />
-                    <Route
-                        path=(StaticSegment("embed"), StaticSegment("chat"))
-                        view=pages::chat::ChatPage
-                    />
-                </Routes>
-            </main>
-        </div>
-    }
 }

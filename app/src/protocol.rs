@@ -2,6 +2,9 @@
 //! by the server and by the wasm client. `docs/protocol.md` shows an example of every message;
 //! the golden tests below keep the two in step.
 //!
+//! A client frame is decoded, with the refusal to send when it does not decode, by
+//! [`ClientMessage::decode`] (in `protocol/decode.rs`).
+//!
 //! Every server message about a job carries its `job_id` and a per-job `seq` (0, 1, 2, ... with no
 //! gaps), so a client can tell the order of events and notice a lost one.
 
@@ -10,6 +13,9 @@ use crate::error_code::ErrorCode;
 use crate::tensor::{Tensor, TensorInput};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+mod decode;
+pub use decode::Undecodable;
 
 /// An opaque, random job id (128 bits, hex). Knowing it grants nothing: jobs are bound to the
 /// connection that submitted them, and only the same session can `resume` a chat job.

@@ -4,21 +4,20 @@
 //! This file is shared: the fuzz crate compiles it as `turnstile_fuzz::checks`, and
 //! `server/tests/fuzz_regressions.rs` includes it with `#[path]`, so the committed seed corpora
 //! and every minimised crash are replayed by `cargo test` through exactly the same checks. It may
-//! use only what both see: `turnstile_server`, `app`, `serde_json`, `candle_core`, `tokio_util`.
+//! use only what both see: `app` (the wire types, no features), `turnstile_calc`, `serde_json`,
+//! `candle_core`; never the server, so fuzzing builds neither it nor Leptos.
 
 use app::error_code::ErrorCode;
-use app::protocol::{CalcJob, ClientMessage, Job, Op};
+use app::protocol::{CalcJob, ClientMessage, Job, Op, Undecodable};
 use app::tensor::{element_count, TensorInput, MAX_DIMS};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
-use turnstile_server::calc::{self, CalcLimits};
-use turnstile_server::error::JobError;
+use turnstile_calc::{self as calc, CalcError, CalcLimits};
 
 // ---------------------------------------------------------------------------------------------
 // client_message
 // ---------------------------------------------------------------------------------------------
 
-/// A client WebSocket frame: `ws::decode` never panics; what it accepts re-encodes to JSON that
+/// A client WebSocket frame: `ClientMessage::decode` never panics; what it accepts re-encodes to JSON that
 /// decodes to the same message; what it refuses is `bad_message` (no `client_ref`) or, for a
 /// `submit`, `invalid_input`; and anything `serde_json::from_str::<ClientMessage>` accepts,
 /// `decode` accepts too, as the same message.
@@ -28,19 +27,23 @@ use turnstile_server::error::JobError;
 /// validation refuses such a job as `invalid_input`, so those two fields are compared only
 /// when finite.
 pub fn client_message(text: &str) {
-    let decoded = turnstile_server::ws::decode(text);
+    let decoded = ClientMessage::decode(text);
     match &decoded {
         Ok(msg) => {
             let msg = finite_only(msg);
             let once = serde_json::to_string(&msg).expect("a decoded message serializes");
-            let again = turnstile_server::ws::decode(&once).unwrap_or_else(|e| {
+            let again = ClientMessage::decode(&once).unwrap_or_else(|e| {
                 panic!("{text:?} decodes, but its re-encoding {once} does not: {e:?}")
             });
             let twice =
                 serde_json::to_string(&finite_only(&again)).expect("a decoded message serializes");
             assert_eq!(once, twice, "re-encoding {text:?} is not stable");
         }
-        Err((code, client_ref, message)) => {
+        Err(Undecodable {
+            code,
+            client_ref,
+            message,
+        }) => {
             assert!(
                 matches!(code, ErrorCode::BadMessage | ErrorCode::InvalidInput),
                 "decode refused {text:?} with {code:?}"
@@ -56,7 +59,9 @@ pub fn client_message(text: &str) {
     }
     if let Ok(direct) = serde_json::from_str::<ClientMessage>(text) {
         let via = decoded.as_ref().unwrap_or_else(|e| {
-            panic!("serde_json::from_str accepts {text:?} but ws::decode refuses it: {e:?}")
+            panic!(
+                "serde_json::from_str accepts {text:?} but ClientMessage::decode refuses it: {e:?}"
+            )
         });
         assert_eq!(
             serde_json::to_string(&direct).expect("serializes"),
@@ -165,7 +170,7 @@ pub fn calc_job(job: &CalcJob) {
                     execute_checked(job, &shape);
                 }
             }
-            Err(JobError::InvalidInput(message)) => {
+            Err(CalcError::InvalidInput(message)) => {
                 assert!(!message.is_empty(), "an empty refusal for {job:?}");
             }
             Err(e) => panic!("validate refused {job:?} with {e:?}, not invalid_input"),
@@ -180,7 +185,7 @@ fn sleep_is_short(job: &CalcJob) -> bool {
 
 fn execute_checked(job: &CalcJob, shape: &[usize]) {
     let device = candle_core::Device::Cpu;
-    let out = calc::execute(job, &device, &CancellationToken::new())
+    let out = calc::execute(job, &device, || false)
         .unwrap_or_else(|e| panic!("validated job failed on the CPU with {e:?}: {job:?}"));
     assert_eq!(
         out.shape, shape,
@@ -191,12 +196,10 @@ fn execute_checked(job: &CalcJob, shape: &[usize]) {
         element_count(shape),
         "the result does not fill its shape: {job:?}"
     );
-    let cancelled = CancellationToken::new();
-    cancelled.cancel();
     assert!(
         matches!(
-            calc::execute(job, &device, &cancelled),
-            Err(JobError::Cancelled)
+            calc::execute(job, &device, || true),
+            Err(CalcError::Cancelled)
         ),
         "a cancelled job ran: {job:?}"
     );

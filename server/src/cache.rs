@@ -36,7 +36,7 @@ pub struct Cached {
 /// The cache and its counters.
 pub struct ResultCache {
     /// Entries by canonical job JSON; `None` when caching is off.
-    entries: Option<Cache<String, Arc<Cached>>>,
+    entries: Option<Cache<String, Arc<Cached>, foldhash::fast::RandomState>>,
     /// Most entries.
     max_entries: u64,
     /// Most bytes.
@@ -78,7 +78,7 @@ impl ResultCache {
                 })
                 .time_to_live(ttl)
                 .eviction_policy(EvictionPolicy::lru())
-                .build()
+                .build_with_hasher(foldhash::fast::RandomState::default())
         });
         Arc::new(ResultCache {
             entries,

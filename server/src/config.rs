@@ -2,6 +2,7 @@
 //! uses. Read once at start-up from flags or `TURNSTILE_*` environment variables (clap), then
 //! shared read-only. No config file is needed.
 
+use clap::builder::TypedValueParser;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,15 +41,23 @@ pub struct Config {
     #[arg(long, env = "TURNSTILE_PREFETCH", default_value_t = 1)]
     pub prefetch: usize,
 
+    /// Beyond `--prefetch`, more jobs are handed to the device ahead of their turn while the
+    /// expected device time of everything handed to it stays within this (at most 64 ahead):
+    /// many tiny jobs queue on the device without a round trip through the scheduler between
+    /// them, while a long job lets no more than `--prefetch` go ahead. 0 turns it off.
+    #[arg(long, env = "TURNSTILE_PREFETCH_TIME", default_value = "1ms", value_parser = humantime::parse_duration)]
+    pub prefetch_time: Duration,
+
     /// The order waiting jobs run in: `fair` (start-time fair queuing across sessions) or
     /// `fifo` (arrival order).
     #[arg(
         long,
         env = "TURNSTILE_QUEUE_ORDER",
-        value_enum,
-        default_value = "fair"
+        default_value = "fair",
+        value_parser = clap::builder::PossibleValuesParser::new(["fair", "fifo"])
+            .map(|s| s.parse::<turnstile_scheduler::QueueOrder>().expect("a possible value"))
     )]
-    pub queue_order: crate::scheduler::QueueOrder,
+    pub queue_order: turnstile_scheduler::QueueOrder,
 
     /// Most jobs one session (or API key, or anonymous address) may have waiting at once;
     /// beyond it, `rate_limited` (HTTP 429 with Retry-After). 0 = no cap.
@@ -65,6 +74,12 @@ pub struct Config {
     /// a core stays free for the server itself).
     #[arg(long, env = "TURNSTILE_DEVICE_THREADS", default_value_t = 0)]
     pub device_threads: usize,
+
+    /// Threads for the server's async work: sockets, the scheduler, the handlers (0 = the
+    /// machine's cores less the device's compute threads, at least one). More threads than free
+    /// cores only add wake-ups between them.
+    #[arg(long, env = "TURNSTILE_ASYNC_THREADS", default_value_t = 0)]
+    pub async_threads: usize,
 
     /// Shortest interval between two position messages for one job.
     #[arg(long, env = "TURNSTILE_POSITION_INTERVAL", default_value = "100ms", value_parser = humantime::parse_duration)]
@@ -274,6 +289,20 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The async threads this configuration asks for, resolved against the machine.
+    pub fn resolved_async_threads(&self) -> usize {
+        if self.async_threads > 0 {
+            return self.async_threads;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let compute = crate::device::WorkerConfig {
+            slots: self.max_concurrent.max(1),
+            compute_threads: self.device_threads,
+        }
+        .resolved_compute_threads();
+        cores.saturating_sub(compute).max(1)
+    }
+
     /// The database file.
     pub fn db_path(&self) -> PathBuf {
         self.db
@@ -319,7 +348,7 @@ mod tests {
         assert_eq!(c.max_wait, Duration::from_secs(120));
         assert_eq!(c.position_interval, Duration::from_millis(100));
         assert!(!c.test_mode);
-        assert_eq!(c.queue_order, crate::scheduler::QueueOrder::Fair);
+        assert_eq!(c.queue_order, turnstile_scheduler::QueueOrder::Fair);
         assert_eq!(c.max_waiting_per_session, 32);
         assert_eq!(c.prefetch, 1);
         assert!(c.trusted_proxies.is_empty());

@@ -95,6 +95,35 @@ impl JobError {
     }
 }
 
+/// The scheduler's own failures, as a client hears them.
+impl From<turnstile_scheduler::Error> for JobError {
+    fn from(e: turnstile_scheduler::Error) -> Self {
+        use turnstile_scheduler::Error as E;
+        match e {
+            E::QueueFull(n) => JobError::QueueFull(n),
+            E::RateLimited {
+                waiting,
+                retry_after,
+            } => JobError::RateLimited {
+                waiting,
+                retry_after,
+            },
+            E::WaitTimeout(d) => JobError::WaitTimeout(d),
+            E::RunTimeout(d) => JobError::RunTimeout(d),
+            E::Cancelled => JobError::Cancelled,
+            E::DeviceOpen => JobError::DeviceOpen,
+            E::DeviceFailed => JobError::DeviceFailed,
+            E::ShuttingDown => JobError::ShuttingDown,
+        }
+    }
+}
+
+impl turnstile_scheduler::Failure for JobError {
+    fn code(&self) -> &'static str {
+        JobError::code(self).as_str()
+    }
+}
+
 /// An error answered over HTTP: a code, a message for people, and the request id.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]

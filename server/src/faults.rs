@@ -13,10 +13,6 @@
 //!
 //! Concurrency: atomics only; read by the device threads, the model loader and the calculator.
 
-use crate::AppState;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::Json;
 use serde::Deserialize;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -102,12 +98,12 @@ impl Faults {
 /// A device backend whose opens can be made to fail.
 pub struct FaultyBackend {
     /// The real backend.
-    pub inner: Box<dyn crate::device::Backend>,
+    pub inner: Box<dyn crate::device::Backend<crate::device::Device>>,
     /// Where `device_open` is armed.
     pub faults: std::sync::Arc<Faults>,
 }
 
-impl crate::device::Backend for FaultyBackend {
+impl crate::device::Backend<crate::device::Device> for FaultyBackend {
     fn name(&self) -> String {
         self.inner.name()
     }
@@ -118,13 +114,6 @@ impl crate::device::Backend for FaultyBackend {
         }
         self.inner.open()
     }
-}
-
-/// `POST /test/faults` (test mode only).
-pub async fn arm(State(state): State<AppState>, Json(arm): Json<Arm>) -> StatusCode {
-    tracing::warn!(?arm, "test fault armed");
-    state.faults.arm(&arm);
-    StatusCode::NO_CONTENT
 }
 
 #[cfg(test)]

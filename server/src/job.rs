@@ -1,10 +1,36 @@
-//! The work a job does, as the scheduler carries it. A calculator job is the wire [`CalcJob`] as
-//! sent; a chat job is what the chat service made of the wire `ChatJob`: the whole conversation
-//! the model must read (history from the store plus the new message) and the sampling settings.
-//! Plain data; no concurrency of its own.
+//! The work a job does, as the scheduler carries it, and the server's one executor. A calculator
+//! job is the wire [`CalcJob`] as sent; a chat job is what the chat service made of the wire
+//! `ChatJob`: the whole conversation the model must read (history from the store plus the new
+//! message) and the sampling settings.
+//!
+//! The executor ([`JobExecutor`]) only dispatches: the calculator and the chat service register
+//! themselves as [`Handler`]s, so this module knows neither (they depend on it, not the other way
+//! round). The type aliases name the scheduler's generic types for this server's jobs.
+//!
+//! Concurrency: plain data and immutable handlers shared by `Arc`.
 
-use app::chat::ChatTurn;
+use crate::device::Device;
+use crate::error::JobError;
+use app::chat::{ChatTurn, ChatUsage};
 use app::protocol::CalcJob;
+use app::tensor::Tensor;
+use futures::future::BoxFuture;
+use std::sync::Arc;
+use std::time::Duration;
+use turnstile_scheduler::{Executor, Job, Resource};
+
+/// The scheduler, for this server's jobs.
+pub type Scheduler = turnstile_scheduler::Scheduler<JobExecutor>;
+/// What a dispatched job may use (device, cancellation, events).
+pub type RunContext = turnstile_scheduler::RunContext<JobExecutor>;
+/// Sends one job's events.
+pub type Emitter = turnstile_scheduler::Emitter<JobExecutor>;
+/// A job's event, as its owner hears it.
+pub type JobEvent = turnstile_scheduler::Event<JobExecutor>;
+/// Where a job's events go.
+pub type EventSink = turnstile_scheduler::EventSink<JobExecutor>;
+/// A submitted job; dropping it cancels the job.
+pub type JobTicket = turnstile_scheduler::JobTicket<JobExecutor>;
 
 /// A job for the device.
 #[derive(Clone, Debug, PartialEq)]
@@ -15,12 +41,19 @@ pub enum Work {
     Chat(ChatWork),
 }
 
-impl Work {
-    /// A short label for logs, stats and the public queue listing (never the job's content).
-    pub fn kind(&self) -> &'static str {
+impl Job for Work {
+    fn kind(&self) -> &'static str {
         match self {
             Work::Calc(_) => "calc",
             Work::Chat(_) => "chat",
+        }
+    }
+
+    /// A test-mode `sleep` job says how long it holds the device.
+    fn cost_hint(&self) -> Option<Duration> {
+        match self {
+            Work::Calc(c) if c.op == app::protocol::Op::Sleep => c.sleep_duration(),
+            _ => None,
         }
     }
 }
@@ -47,44 +80,108 @@ pub struct ChatParams {
     pub stop: Vec<String>,
 }
 
-/// The scheduler's executor: calculator jobs on the device, chat jobs through the chat engine.
-pub struct JobExecutor {
-    /// The tensor calculator.
-    pub calc: crate::calc::Calculator,
-    /// The chat model.
-    pub chat: std::sync::Arc<crate::chat::ChatEngine>,
+/// What a running job reports before its end.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Progress {
+    /// (Chat) waiting for the model to load, with the fraction done when known.
+    Loading {
+        /// Fraction loaded.
+        progress: Option<f32>,
+    },
+    /// (Chat) the next piece of the answer: whole UTF-8 characters.
+    Token {
+        /// The text to append.
+        text: String,
+    },
 }
 
-impl crate::scheduler::Executor for JobExecutor {
-    fn validate(&self, work: &Work) -> Result<(), crate::error::JobError> {
+/// What a finished job produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// A calculator result.
+    Tensor {
+        /// The computed tensor.
+        output: Tensor,
+        /// Time spent computing.
+        compute_ms: f64,
+    },
+    /// A chat answer, already streamed as tokens.
+    Chat(ChatUsage),
+}
+
+/// Runs one kind of job for the executor.
+pub trait Handler<J>: Send + Sync + 'static {
+    /// Cheap checks at submission.
+    fn validate(&self, job: &J) -> Result<(), JobError>;
+    /// What the job waits for.
+    fn resource(&self) -> Resource {
+        Resource::Device
+    }
+    /// The expected wait at `position` of the lane line (lane jobs only).
+    fn lane_eta(&self, _position: u64) -> Option<Duration> {
+        None
+    }
+    /// Runs the job (see [`Executor::run`]'s contract).
+    fn run(
+        self: Arc<Self>,
+        job: J,
+        ctx: RunContext,
+    ) -> BoxFuture<'static, Result<Outcome, JobError>>;
+}
+
+/// The scheduler's executor: calculator jobs on the device, chat jobs through the chat service.
+pub struct JobExecutor {
+    /// The tensor calculator.
+    pub calc: Arc<dyn Handler<CalcJob>>,
+    /// The chat service.
+    pub chat: Arc<dyn Handler<ChatWork>>,
+    /// Told each answered chat's usage (the server's metrics count them).
+    pub on_answer: Arc<dyn Fn(&ChatUsage) + Send + Sync>,
+}
+
+impl Executor for JobExecutor {
+    type Job = Work;
+    type Device = Device;
+    type Progress = Progress;
+    type Output = Outcome;
+    type Error = JobError;
+
+    fn validate(&self, work: &Work) -> Result<(), JobError> {
         match work {
             Work::Calc(c) => self.calc.validate(c),
             Work::Chat(c) => self.chat.validate(c),
         }
     }
 
-    fn resource(&self, work: &Work) -> crate::scheduler::Resource {
+    fn resource(&self, work: &Work) -> Resource {
         match work {
-            Work::Calc(_) => crate::scheduler::Resource::Device,
+            Work::Calc(_) => self.calc.resource(),
             Work::Chat(_) => self.chat.resource(),
         }
     }
 
-    fn lane_eta(&self, position: u64) -> Option<std::time::Duration> {
+    fn lane_eta(&self, position: u64) -> Option<Duration> {
         self.chat.lane_eta(position)
     }
 
     fn run(
-        self: std::sync::Arc<Self>,
+        self: Arc<Self>,
         work: Work,
-        ctx: crate::scheduler::RunContext,
-    ) -> futures::future::BoxFuture<
-        'static,
-        Result<crate::scheduler::Outcome, crate::error::JobError>,
-    > {
+        ctx: RunContext,
+    ) -> BoxFuture<'static, Result<Outcome, JobError>> {
         match work {
-            Work::Calc(c) => Box::pin(self.calc.run(c, ctx)),
-            Work::Chat(c) => Box::pin(std::sync::Arc::clone(&self.chat).run(c, ctx)),
+            Work::Calc(c) => Arc::clone(&self.calc).run(c, ctx),
+            Work::Chat(c) => {
+                let answer = Arc::clone(&self.chat).run(c, ctx);
+                let on_answer = Arc::clone(&self.on_answer);
+                Box::pin(async move {
+                    let outcome = answer.await;
+                    if let Ok(Outcome::Chat(usage)) = &outcome {
+                        on_answer(usage);
+                    }
+                    outcome
+                })
+            }
         }
     }
 }

@@ -170,30 +170,6 @@ pub fn rate_limited(wait: Duration) -> JobError {
     }
 }
 
-/// The HTTP middleware: counts every request except the site's static files.
-pub async fn http_layer(
-    axum::extract::State(state): axum::extract::State<crate::AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let path = req.uri().path();
-    let static_file = path.starts_with("/pkg/") || path == "/favicon.ico";
-    if !static_file {
-        let ip = crate::client_addr::ClientAddr::of(req.extensions()).ip;
-        let session = req
-            .extensions()
-            .get::<crate::session::SessionId>()
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default();
-        if let Err(wait) = state.limits.check_request(ip, &session) {
-            state.metrics.on_rejected("rate_limited");
-            return AppError::from(rate_limited(wait)).into_response();
-        }
-    }
-    next.run(req).await
-}
-
 /// The HTTP answer for a refused connection.
 pub fn connection_refused(why: String) -> AppError {
     AppError {

@@ -3,15 +3,28 @@
 
 use turnstile_server::config::Config;
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
+    let config = Config::from_env_and_args();
+    // The async threads (sockets, scheduler, handlers) and the device's compute threads share
+    // the machine's cores: by default each gets its own (see `--async-threads`).
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.resolved_async_threads())
+        .on_thread_start(|| {
+            // Never preempt a device thread on wake-up (see `batch_scheduling`).
+            turnstile_server::process::batch_scheduling();
+        })
+        .enable_all()
+        .build()?
+        .block_on(serve(config))
+}
+
+async fn serve(config: Config) -> std::io::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,turnstile_server=info,tower_http=warn".into()),
         )
         .init();
-    let config = Config::from_env_and_args();
     // Every waiting client holds a socket: take the open-files limit the system allows.
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => tracing::debug!(limit = n, "open-files limit"),

@@ -10,10 +10,6 @@
 //! Concurrency: every metric is atomic (histograms take their own short lock); the registry is
 //! only read, to encode.
 
-use crate::AppState;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -299,78 +295,15 @@ impl Default for Metrics {
     }
 }
 
-/// Sets a float counter that only ever grows to `value` (a total kept elsewhere).
-fn catch_up(counter: &Counter<f64, AtomicU64>, value: f64) {
-    let behind = value - counter.get();
-    if behind > 0.0 {
-        counter.inc_by(behind);
+/// The scheduler's counters go straight into the registry.
+impl turnstile_scheduler::Observer for Metrics {
+    fn finished(&self, kind: &'static str, waited: Duration, run: Duration) {
+        self.on_finish(kind, waited, run);
     }
-}
 
-/// `GET /metrics` (with `--protect-metrics`, for the admin token only).
-pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    if state.config.protect_metrics && !crate::admin::is_admin(&state.config, &headers) {
-        return crate::error::AppError::new(
-            app::error_code::ErrorCode::Forbidden,
-            "the metrics need the admin token (Authorization: Bearer ...)",
-        )
-        .into_response();
+    fn rejected(&self, code: &'static str) {
+        self.on_rejected(code);
     }
-    let m = &state.metrics;
-    if let Some(snapshot) = state.scheduler.snapshot().await {
-        for (kind, n) in &snapshot.waiting_by_kind {
-            m.queue_jobs
-                .get_or_create(&KindLabel {
-                    kind: (*kind).into(),
-                })
-                .set(*n as i64);
-        }
-        let s = &snapshot.stats;
-        let states = [
-            (
-                "waiting",
-                s.queue.length.saturating_sub(snapshot.prefetched),
-            ),
-            ("prefetched", snapshot.prefetched),
-            ("running", s.queue.running),
-        ];
-        for (name, n) in states {
-            m.jobs
-                .get_or_create(&StateLabel { state: name.into() })
-                .set(n as i64);
-        }
-        m.device_utilization.set(s.device.utilization);
-        catch_up(&m.device_busy, s.device.busy_seconds_total);
-        m.device_open.set(i64::from(s.device.open));
-    }
-    let model = state.chat.stats();
-    m.model_loaded.set(i64::from(matches!(
-        model.state.as_str(),
-        "loaded" | "remote"
-    )));
-    if let Some(t) = model.load_time_seconds {
-        m.model_load_time.set(t);
-    }
-    m.model_waiting.set(model.waiting as i64);
-    m.websocket_connections
-        .set(state.connections.load(std::sync::atomic::Ordering::Relaxed) as i64);
-    catch_up(
-        &m.websocket_refused,
-        state.ws_refused.load(std::sync::atomic::Ordering::Relaxed) as f64,
-    );
-    let cache = state.cache.stats();
-    m.cache_entries.set(cache.size as i64);
-    m.cache_bytes.set(cache.bytes as i64);
-    catch_up(&m.cache_hits, cache.hits as f64);
-    catch_up(&m.cache_misses, cache.misses as f64);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        m.encode(),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

@@ -8,14 +8,10 @@
 //! functions of the request and the configuration.
 
 use crate::config::ApiKey;
-use crate::scheduler::Party;
-use crate::session::SessionId;
+use crate::ids::SessionId;
 use axum::http::HeaderMap;
 use std::net::IpAddr;
-
-/// Marks a request whose session the middleware had to create (the request named none).
-#[derive(Clone, Copy, Debug)]
-pub struct NewSession;
+use turnstile_scheduler::Party;
 
 /// The API key a request carries: `Authorization: Bearer KEY`, `X-API-Key: KEY`, or the
 /// `api_key` query parameter (for WebSocket clients, which cannot set headers in browsers).
@@ -55,36 +51,6 @@ pub fn of_request(
     match (new_session, peer) {
         (true, Some(ip)) => Party::new(format!("ip:{ip}")),
         _ => Party::new(format!("session:{session}")),
-    }
-}
-
-/// The party of the request being handled, as an extractor.
-pub struct RequestParty(pub Party);
-
-impl axum::extract::FromRequestParts<crate::AppState> for RequestParty {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &crate::AppState,
-    ) -> Result<Self, Self::Rejection> {
-        // The session middleware runs first on every route; a request without one (a router
-        // assembled without it, in tests) is its own session.
-        let session = parts
-            .extensions
-            .get::<SessionId>()
-            .cloned()
-            .unwrap_or_default();
-        let new_session = parts.extensions.get::<NewSession>().is_some();
-        let peer = crate::client_addr::ClientAddr::of(&parts.extensions).ip;
-        Ok(RequestParty(of_request(
-            &state.config.api_keys,
-            &parts.headers,
-            parts.uri.query(),
-            &session,
-            new_session,
-            peer,
-        )))
     }
 }
 

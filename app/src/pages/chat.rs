@@ -28,6 +28,22 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
+/// The chat page as a lazily loaded route: in the browser its code (with the Markdown renderer) is
+/// a separate wasm chunk, fetched when `/chat` or `/embed/chat` is first shown (see
+/// `scripts/build.sh`); the server renders it in place as any other page.
+pub struct ChatRoute;
+
+#[leptos_router::lazy_route]
+impl leptos_router::LazyRoute for ChatRoute {
+    fn data() -> Self {
+        ChatRoute
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <ChatPage/> }.into_any()
+    }
+}
+
 /// The chat.
 #[component]
 pub fn ChatPage() -> impl IntoView {

@@ -120,6 +120,20 @@ fn Metric(
     }
 }
 
+/// The stats page as a lazily loaded route (its own wasm chunk in the browser, like the chat's).
+pub struct StatsRoute;
+
+#[leptos_router::lazy_route]
+impl leptos_router::LazyRoute for StatsRoute {
+    fn data() -> Self {
+        StatsRoute
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <StatsPage/> }.into_any()
+    }
+}
+
 /// Live server statistics.
 #[component]
 pub fn StatsPage() -> impl IntoView {

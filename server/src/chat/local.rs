@@ -8,10 +8,10 @@
 
 use super::engine::{Engines, Request};
 use crate::error::JobError;
+use crate::job::{Outcome, Progress, RunContext};
 use crate::model::local::{GenerateError, LocalLoader};
 use crate::model::manager::{ModelError, ModelManager};
 use crate::model::sampling::SamplingParams;
-use crate::scheduler::{JobEvent, Outcome, RunContext};
 use app::chat::{ChatTurn, ChatUsage};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -48,7 +48,7 @@ pub async fn run(
     let lease = tokio::select! {
         biased;
         _ = ctx.cancel.cancelled() => return Err(JobError::Cancelled),
-        lease = manager.acquire(|progress| { events.send(JobEvent::Loading { progress }); }) => {
+        lease = manager.acquire(|progress| { events.progress(Progress::Loading { progress }); }) => {
             lease.map_err(|ModelError::Unavailable(why)| JobError::ModelUnavailable(why))?
         }
     };

@@ -21,13 +21,14 @@ pub use prepare::{prepare, Prepared};
 
 use crate::error::JobError;
 use crate::job::{ChatParams, ChatWork};
+use crate::job::{Handler, Outcome, RunContext};
 use crate::model::local::LocalLoader;
 use crate::model::manager::ModelManager;
 use crate::model::sampling::SamplingParams;
-use crate::scheduler::{Outcome, Resource, RunContext};
 use app::api::ModelStats;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use turnstile_scheduler::Resource;
 
 /// Where answers come from.
 pub enum Backend {
@@ -334,5 +335,28 @@ impl ChatEngine {
             engine.preload();
         }
         Ok(engine)
+    }
+}
+
+/// The chat service as the executor's handler of chat jobs.
+impl Handler<ChatWork> for ChatEngine {
+    fn validate(&self, work: &ChatWork) -> Result<(), JobError> {
+        ChatEngine::validate(self, work)
+    }
+
+    fn resource(&self) -> Resource {
+        ChatEngine::resource(self)
+    }
+
+    fn lane_eta(&self, position: u64) -> Option<Duration> {
+        ChatEngine::lane_eta(self, position)
+    }
+
+    fn run(
+        self: Arc<Self>,
+        work: ChatWork,
+        ctx: RunContext,
+    ) -> futures::future::BoxFuture<'static, Result<Outcome, JobError>> {
+        Box::pin(ChatEngine::run(self, work, ctx))
     }
 }

@@ -4,12 +4,12 @@
 //!
 //! Concurrency: awaits the store (its own thread) only; never the device.
 
+use super::ChatEngine;
 use crate::error::JobError;
+use crate::ids::SessionId;
 use crate::job::{ChatParams, ChatWork, Work};
 use crate::relay::Persist;
-use crate::session::SessionId;
-use crate::store::StoreError;
-use crate::AppState;
+use crate::store::{Store, StoreError};
 use app::chat::{title_from, ChatJob, ChatTurn, ConversationId, MessageStatus, Role};
 
 /// A chat job ready for the queue.
@@ -34,9 +34,11 @@ fn not_found(conversation: &ConversationId) -> JobError {
     JobError::NotFound(format!("no conversation {conversation} in this session"))
 }
 
-/// Prepares `job` for `session`.
+/// Prepares `job` for `session`, who may keep at most `max_conversations` (0 = any number).
 pub async fn prepare(
-    state: &AppState,
+    chat: &ChatEngine,
+    store: &Store,
+    max_conversations: u64,
     session: &SessionId,
     job: ChatJob,
 ) -> Result<Prepared, JobError> {
@@ -46,7 +48,7 @@ pub async fn prepare(
         top_p: job.top_p,
         stop: job.stop,
     };
-    state.chat.validate_request(&job.message, &params)?;
+    chat.validate_request(&job.message, &params)?;
     if job.regenerate && !job.message.trim().is_empty() {
         return Err(JobError::InvalidInput(
             "regenerate answers the last message again; send it without a message".into(),
@@ -55,7 +57,6 @@ pub async fn prepare(
     if !job.regenerate && job.message.trim().is_empty() {
         return Err(JobError::InvalidInput("the message is empty".into()));
     }
-    let store = &state.store;
     let conversation = match job.conversation_id {
         Some(id) => id,
         None if job.regenerate => {
@@ -64,7 +65,7 @@ pub async fn prepare(
             ))
         }
         None => {
-            let most = state.config.max_conversations_per_session;
+            let most = max_conversations;
             if most > 0 {
                 let have = store.count_conversations(session).await.map_err(|e| {
                     tracing::error!(error = %e, "could not count conversations");
@@ -123,7 +124,7 @@ pub async fn prepare(
             content: m.content,
         })
         .collect();
-    let keep = state.chat.limits.max_history + 1;
+    let keep = chat.limits.max_history + 1;
     if messages.len() > keep {
         messages.drain(..messages.len() - keep);
     }

@@ -8,8 +8,8 @@
 //! error, behind a small lock, for `/health`.
 
 use crate::error::JobError;
+use crate::job::{Outcome, Progress, RunContext};
 use crate::model::sampling::SamplingParams;
-use crate::scheduler::{JobEvent, Outcome, RunContext};
 use app::chat::{ChatTurn, ChatUsage, FinishReason};
 use futures::StreamExt;
 use parking_lot::Mutex;
@@ -179,7 +179,7 @@ impl Upstream {
                 if let Some(text) = piece.text.filter(|t| !t.is_empty()) {
                     first_token.get_or_insert_with(Instant::now);
                     pieces += 1;
-                    if !ctx.events.send(JobEvent::Token { text }) {
+                    if !ctx.events.progress(Progress::Token { text }) {
                         return Err(JobError::Cancelled);
                     }
                 }

@@ -20,13 +20,9 @@ pub mod chain;
 #[cfg(test)]
 mod tests;
 
-use crate::AppState;
-use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{request::Parts, Extensions, HeaderMap};
-use axum::middleware::Next;
-use axum::response::Response;
 use ipnet::IpNet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 /// Which header the trusted proxies write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -115,26 +111,9 @@ impl ClientAddr {
     /// Whether responses to this client carry the HTTPS-only headers (`Secure` cookie, HSTS):
     /// always with `--secure-cookies`, otherwise when a trusted proxy says the client came over
     /// HTTPS.
-    pub fn secure(&self, config: &crate::config::Config) -> bool {
-        config.secure_cookies || self.https
+    pub fn secure(&self, secure_cookies: bool) -> bool {
+        secure_cookies || self.https
     }
-}
-
-/// The middleware: computes the request's [`ClientAddr`] and puts it in its extensions. Runs
-/// before every other middleware that needs it (sessions, limits, security headers).
-pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let client = ClientAddr::resolve(
-        peer,
-        req.headers(),
-        &state.config.trusted_proxies,
-        state.config.proxy_header,
-    );
-    req.extensions_mut().insert(client);
-    next.run(req).await
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {

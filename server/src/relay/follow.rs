@@ -1,10 +1,11 @@
 //! The reading side of the logs: a follower reads from its own cursor, resumes, cancels or
-//! detaches, and the sweep expires what the window no longer keeps. Each call takes the relay's
-//! mutex once and never holds it across an `.await`.
+//! detaches, and the sweep expires what the window no longer keeps. Each call takes the map's
+//! lock only to find a log, then that log's lock, and never holds either across an `.await`.
 
 use super::{Follower, Read, Relay, ResumeError, READ_BATCH};
-use crate::session::SessionId;
+use crate::ids::SessionId;
 use app::protocol::JobId;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,25 +14,22 @@ impl Relay {
     /// when others wait). A connection that no longer follows the job (another one resumed it)
     /// gets `finished` with nothing.
     pub fn read(&self, id: &JobId, conn: u64, cursor: u64) -> Read {
-        let mut logs = self.logs.lock();
-        let Some(log) = logs.get_mut(id) else {
-            return Read {
-                finished: true,
-                next: cursor,
-                ..Read::default()
-            };
+        let nothing = Read {
+            finished: true,
+            next: cursor,
+            ..Read::default()
         };
-        if log.follower.as_ref().map(|f| f.conn) != Some(conn) {
-            return Read {
-                finished: true,
-                next: cursor,
-                ..Read::default()
-            };
+        let Some(log) = self.get(id) else {
+            return nothing;
+        };
+        let mut st = log.state.lock();
+        if st.follower.as_ref().map(|f| f.conn) != Some(conn) {
+            return nothing;
         }
-        let lost = cursor < log.first_seq;
-        let from = cursor.max(log.first_seq);
-        let skip = (from - log.first_seq) as usize;
-        let messages: Vec<Arc<str>> = log
+        let lost = cursor < st.first_seq;
+        let from = cursor.max(st.first_seq);
+        let skip = (from - st.first_seq) as usize;
+        let messages: Vec<Arc<str>> = st
             .events
             .iter()
             .skip(skip)
@@ -39,17 +37,13 @@ impl Relay {
             .cloned()
             .collect();
         let next = from + messages.len() as u64;
-        log.read_upto = log.read_upto.max(next);
-        let more = next < log.next_seq();
-        // Everything up to the end was returned: after an ended job's last read nothing is left.
-        let finished = log.ended.is_some() && !more;
-        if finished && !log.resumable {
-            logs.remove(id);
-        }
+        st.read_upto = st.read_upto.max(next);
+        let more = next < st.next_seq();
         Read {
             messages,
             next,
-            finished,
+            // Everything up to the end was returned.
+            finished: st.ended.is_some() && !more,
             lost,
             more,
         }
@@ -63,62 +57,59 @@ impl Relay {
         follower: Follower,
         last_seq: Option<u64>,
     ) -> Result<u64, ResumeError> {
-        let mut logs = self.logs.lock();
-        let log = logs
-            .get_mut(id)
-            .filter(|l| l.resumable && &l.session == session)
+        let log = self
+            .get(id)
             .ok_or_else(|| ResumeError::NotFound(id.clone()))?;
+        let mut st = log.state.lock();
+        if &st.session != session {
+            return Err(ResumeError::NotFound(id.clone()));
+        }
         let cursor = last_seq.map_or(0, |s| s + 1);
-        if cursor < log.first_seq {
-            return Err(ResumeError::Gone(id.clone(), log.first_seq));
+        if cursor < st.first_seq {
+            return Err(ResumeError::Gone(id.clone(), st.first_seq));
         }
         // The new reader has read up to its cursor (a position after it may be replaced).
-        log.read_upto = cursor;
+        st.read_upto = cursor;
         follower.notify.notify_one();
-        log.follower = Some(follower);
-        log.detached_since = None;
+        st.follower = Some(follower);
+        st.detached_since = None;
         Ok(cursor)
     }
 
     /// Cancels a job its follower asked to cancel. False when `conn` does not follow it or it
     /// has ended.
     pub fn cancel(&self, id: &JobId, conn: u64) -> bool {
-        let mut logs = self.logs.lock();
-        match logs.get_mut(id) {
-            Some(log) if log.follower.as_ref().map(|f| f.conn) == Some(conn) => {
-                match log.ticket.take() {
-                    Some(t) => {
-                        t.cancel();
-                        true
-                    }
-                    None => false,
-                }
+        let Some(log) = self.get(id) else {
+            return false;
+        };
+        let mut st = log.state.lock();
+        if st.follower.as_ref().map(|f| f.conn) != Some(conn) {
+            return false;
+        }
+        match st.ticket.take() {
+            Some(t) => {
+                t.cancel();
+                true
             }
-            _ => false,
+            None => false,
         }
     }
 
-    /// A connection closed: its calculator jobs are cancelled now; its chat jobs wait for a
-    /// resume for the window (or are cancelled now when the window is zero).
+    /// A follower left: its chats wait for a resume for the window (or are cancelled now when
+    /// the window is zero).
     pub fn detach(&self, ids: impl IntoIterator<Item = JobId>, conn: u64) {
-        let mut logs = self.logs.lock();
         for id in ids {
-            let Some(log) = logs.get_mut(&id) else {
+            let Some(log) = self.get(&id) else {
                 continue;
             };
-            if log.follower.as_ref().map(|f| f.conn) != Some(conn) {
+            let mut st = log.state.lock();
+            if st.follower.as_ref().map(|f| f.conn) != Some(conn) {
                 continue;
             }
-            log.follower = None;
-            log.detached_since = Some(Instant::now());
-            if !log.resumable {
-                // Dropping the ticket cancels the job without a message: nobody listens.
-                drop(log.ticket.take());
-                if log.ended.is_some() {
-                    logs.remove(&id);
-                }
-            } else if self.window.is_zero() {
-                if let Some(t) = log.ticket.take() {
+            st.follower = None;
+            st.detached_since = Some(Instant::now());
+            if self.window.is_zero() {
+                if let Some(t) = st.ticket.take() {
                     t.cancel();
                 }
             }
@@ -130,31 +121,26 @@ impl Relay {
     pub fn sweep(&self, now: Instant) {
         let window = self.window;
         let mut logs = self.logs.lock();
-        let mut gone = Vec::new();
-        for (id, log) in logs.map.iter_mut() {
-            if let Some(ended) = log.ended {
-                // A calculator job's log goes once its follower has read it (or there is none).
-                let expired = if log.resumable {
-                    now.saturating_duration_since(ended) >= window
-                } else {
-                    log.follower.is_none()
-                };
-                if expired {
-                    gone.push(id.clone());
+        logs.retain(|id, log| {
+            let mut st = log.state.lock();
+            if let Some(ended) = st.ended {
+                let keep = now.saturating_duration_since(ended) < window;
+                if !keep {
+                    let freed = std::mem::take(&mut st.bytes);
+                    st.events.clear();
+                    self.bytes.fetch_sub(freed, Ordering::Relaxed);
                 }
-                continue;
+                return keep;
             }
-            if let Some(since) = log.detached_since {
+            if let Some(since) = st.detached_since {
                 if now.saturating_duration_since(since) >= window {
-                    if let Some(t) = log.ticket.take() {
+                    if let Some(t) = st.ticket.take() {
                         tracing::info!(job_id = %id, "owner did not come back; cancelling");
                         t.cancel();
                     }
                 }
             }
-        }
-        for id in gone {
-            logs.remove(&id);
-        }
+            true
+        });
     }
 }

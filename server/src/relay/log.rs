@@ -1,25 +1,49 @@
-//! One job's log and the caps on all of them: a log is appended to only by its job's pump
-//! task, under the relay's mutex, which is never held across an `.await`.
+//! One chat's log, and the sink that fills it. The sink is called by the scheduler task, a
+//! device thread or the chat engine, never waits on a reader, and numbers, maps and serializes
+//! each event under the log's own lock (never the relay's map lock). The final event waits for
+//! the answer to be stored first: that store is the one await on the path, in a task of its own
+//! at the end of the chat.
 
-use super::{Follower, Relay};
-use crate::scheduler::JobTicket;
-use crate::session::SessionId;
-use app::protocol::{JobId, ServerMessage};
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use super::{Follower, Persist, Relay};
+use crate::ids::SessionId;
+use crate::job::{JobEvent, JobExecutor, JobTicket, Progress};
+use crate::messages::{to_messages, JobLabel};
+use app::chat::{MessageStatus, Role};
+use app::protocol::ServerMessage;
+use parking_lot::{Mutex, MutexGuard};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
+use turnstile_scheduler::{EventSink, JobId, Sink};
 
-pub(super) struct Log {
+/// A chat's log.
+pub(super) struct ChatLog {
+    /// The relay, for the caps on all logs together.
+    relay: Weak<Relay>,
+    /// Where the answer is stored before the final event (a terminal event may be sent from a
+    /// thread outside the runtime).
+    runtime: tokio::runtime::Handle,
+    pub(super) state: Mutex<LogState>,
+}
+
+pub(super) struct LogState {
     /// The session that owns the job.
     pub(super) session: SessionId,
-    /// Whether the job survives its connection (chat) or not (calculator).
-    pub(super) resumable: bool,
+    /// What its messages say besides the event (set by the first event, which brings the id).
+    label: Option<JobLabel>,
+    /// The submission's label, until the first event.
+    client_ref: String,
     /// Serialized messages, `first_seq` first.
     pub(super) events: VecDeque<Arc<str>>,
     /// Sequence number of `events[0]`.
     pub(super) first_seq: u64,
+    /// Bytes of `events`.
+    pub(super) bytes: usize,
     /// The job ended (its terminal message is the last event).
     pub(super) ended: Option<Instant>,
+    /// The final event arrived and waits for the answer to be stored.
+    finishing: bool,
     /// The connection following the job, if any.
     pub(super) follower: Option<Follower>,
     /// Since when nobody follows it.
@@ -29,133 +53,242 @@ pub(super) struct Log {
     /// The next sequence number the follower has not read yet.
     pub(super) read_upto: u64,
     /// Whether the newest message is a `position` (an unread one is replaced, not followed).
-    pub(super) last_is_position: bool,
+    last_is_position: bool,
+    /// The answer so far.
+    answer: String,
+    /// Where the answer is stored; taken when it is.
+    persist: Option<Persist>,
 }
 
-impl Log {
+impl LogState {
     pub(super) fn next_seq(&self) -> u64 {
         self.first_seq + self.events.len() as u64
     }
 }
 
-/// The logs and their total size.
-#[derive(Default)]
-pub(super) struct Logs {
-    /// By job.
-    pub(super) map: HashMap<JobId, Log>,
-    /// Bytes of serialized messages held by all logs.
-    pub(super) bytes: usize,
-}
-
-impl Logs {
-    pub(super) fn get_mut(&mut self, id: &JobId) -> Option<&mut Log> {
-        self.map.get_mut(id)
+impl ChatLog {
+    pub(super) fn new(
+        relay: Weak<Relay>,
+        session: SessionId,
+        follower: Follower,
+        persist: Option<Persist>,
+        client_ref: String,
+    ) -> Arc<ChatLog> {
+        Arc::new(ChatLog {
+            relay,
+            runtime: tokio::runtime::Handle::current(),
+            state: Mutex::new(LogState {
+                session,
+                label: None,
+                client_ref,
+                events: VecDeque::new(),
+                first_seq: 0,
+                bytes: 0,
+                ended: None,
+                finishing: false,
+                follower: Some(follower),
+                detached_since: None,
+                ticket: None,
+                read_upto: 0,
+                last_is_position: false,
+                answer: String::new(),
+                persist,
+            }),
+        })
     }
 
-    pub(super) fn insert(&mut self, id: JobId, log: Log) {
-        self.map.insert(id, log);
-    }
-
-    pub(super) fn remove(&mut self, id: &JobId) {
-        if let Some(log) = self.map.remove(id) {
-            self.bytes -= log.events.iter().map(|e| e.len()).sum::<usize>();
+    /// Keeps the job's ticket (dropping it cancels the job), unless the job already ended.
+    pub(super) fn set_ticket(&self, ticket: JobTicket) {
+        let mut st = self.state.lock();
+        if st.ended.is_some() || st.finishing {
+            ticket.disarm();
+        } else {
+            st.ticket = Some(ticket);
         }
     }
 
-    pub(super) fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// Drops ended logs, oldest first, while over `max`.
-    pub(super) fn evict_ended(&mut self, max: usize, keep: &JobId) {
-        while self.bytes > max {
-            let oldest = self
-                .map
-                .iter()
-                .filter(|(id, l)| *id != keep && l.ended.is_some())
-                .min_by_key(|(_, l)| l.ended)
-                .map(|(id, _)| id.clone());
-            match oldest {
-                Some(id) => self.remove(&id),
-                None => return,
-            }
+    /// One event of the job. False once the log takes no more (the job ended).
+    pub(super) fn on_event(self: &Arc<Self>, id: JobId, event: JobEvent) -> bool {
+        let mut st = self.state.lock();
+        if st.ended.is_some() || st.finishing {
+            return false;
         }
-    }
-}
-
-impl Relay {
-    /// Appends a message (its `seq` given by `make`) and wakes the follower. A `position`
-    /// (`is_position`) that follows an unread `position` replaces it, keeping its seq: a reader
-    /// that is behind gets the current position once, not every step of the way.
-    pub(super) fn append(
-        &self,
-        id: &JobId,
-        is_position: bool,
-        make: impl FnOnce(u64) -> ServerMessage,
-    ) {
-        let mut logs = self.logs.lock();
-        let Some(log) = logs.get_mut(id) else { return };
-        let next = log.next_seq();
-        let replace = is_position
-            && log.last_is_position
-            && !log.events.is_empty()
-            && next > log.read_upto.max(log.first_seq);
-        let msg = make(if replace { next - 1 } else { next });
-        let terminal = msg.is_terminal();
-        let text: Arc<str> = serde_json::to_string(&msg)
-            .expect("server messages serialize")
-            .into();
-        let mut added = text.len() as isize;
-        if replace {
-            if let Some(old) = log.events.pop_back() {
-                added -= old.len() as isize;
-            }
+        if st.label.is_none() {
+            st.label = Some(JobLabel {
+                job_id: JobLabel::wire_id(id),
+                client_ref: std::mem::take(&mut st.client_ref),
+                conversation: st.persist.as_ref().map(|p| p.conversation.clone()),
+            });
         }
-        log.last_is_position = is_position;
-        log.events.push_back(text);
-        while log.events.len() > self.max_events {
-            if let Some(old) = log.events.pop_front() {
-                added -= old.len() as isize;
-                log.first_seq += 1;
-            }
+        if let JobEvent::Progress(Progress::Token { text }) = &event {
+            st.answer.push_str(text);
         }
-        logs.bytes = (logs.bytes as isize + added) as usize;
-        if logs.bytes > self.max_bytes {
-            logs.evict_ended(self.max_bytes, id);
-            let over = logs.bytes.saturating_sub(self.max_bytes);
-            let Some(log) = logs.get_mut(id) else { return };
-            let mut freed = 0;
-            // Still over: this log gives up its own oldest messages (never its newest).
-            while freed < over && log.events.len() > 1 {
-                if let Some(old) = log.events.pop_front() {
-                    freed += old.len();
-                    log.first_seq += 1;
+        if let JobEvent::Ended(outcome) = &event {
+            let status = match outcome {
+                Ok(_) => MessageStatus::Complete,
+                Err(crate::error::JobError::Cancelled) => MessageStatus::Stopped,
+                Err(_) => MessageStatus::Failed,
+            };
+            let answer = std::mem::take(&mut st.answer);
+            if let Some(p) = st.persist.take() {
+                if !answer.is_empty() || status == MessageStatus::Complete {
+                    st.finishing = true;
+                    drop(st);
+                    let log = Arc::clone(self);
+                    self.runtime.spawn(async move {
+                        let stored = p
+                            .store
+                            .append_message(
+                                &p.session,
+                                &p.conversation,
+                                Role::Assistant,
+                                &answer,
+                                status,
+                            )
+                            .await;
+                        if let Err(e) = stored {
+                            tracing::error!(job_id = %id, error = %e, "could not store the answer");
+                        }
+                        let mut st = log.state.lock();
+                        st.finishing = false;
+                        log.append(st, event);
+                    });
+                    return true;
                 }
             }
-            logs.bytes -= freed;
         }
-        let Some(log) = logs.get_mut(id) else { return };
+        self.append(st, event);
+        true
+    }
+
+    /// Numbers, maps, serializes and appends one event, then wakes the follower. A `position`
+    /// that follows an unread `position` replaces it, keeping its seq: a reader that is behind
+    /// gets the current position once, not every step of the way.
+    fn append(&self, mut st: MutexGuard<'_, LogState>, event: JobEvent) {
+        let Some(label) = st.label.clone() else {
+            return;
+        };
+        let is_position = matches!(event, JobEvent::Position { .. });
+        let next = st.next_seq();
+        let replace = is_position
+            && st.last_is_position
+            && !st.events.is_empty()
+            && next > st.read_upto.max(st.first_seq);
+        let (first, second) = to_messages(&label, if replace { next - 1 } else { next }, event);
+        let terminal =
+            first.is_terminal() || second.as_ref().is_some_and(ServerMessage::is_terminal);
+        let (mut added, mut freed) = (0, 0);
+        if replace {
+            freed += st.events.pop_back().map_or(0, |old| old.len());
+        }
+        for msg in std::iter::once(first).chain(second) {
+            let text: Arc<str> = crate::messages::encode(&msg).into();
+            added += text.len();
+            st.events.push_back(text);
+        }
+        st.last_is_position = is_position;
+        let max_events = self.relay.upgrade().map_or(usize::MAX, |r| r.max_events);
+        while st.events.len() > max_events {
+            freed += st.events.pop_front().map_or(0, |old| old.len());
+            st.first_seq += 1;
+        }
+        st.bytes = st.bytes + added - freed;
         if terminal {
-            log.ended = Some(Instant::now());
-            if let Some(t) = log.ticket.take() {
+            st.ended = Some(Instant::now());
+            if let Some(t) = st.ticket.take() {
                 t.disarm();
             }
         }
-        if let Some(f) = &log.follower {
+        if let Some(f) = &st.follower {
+            f.notify.notify_one();
+        }
+        drop(st);
+        if let Some(relay) = self.relay.upgrade() {
+            relay.bytes.fetch_add(added, Ordering::Relaxed);
+            relay.bytes.fetch_sub(freed, Ordering::Relaxed);
+            if relay.bytes.load(Ordering::Relaxed) > relay.max_bytes {
+                relay.make_room(self);
+            }
+        }
+    }
+
+    /// The scheduler let go of the job without a final event (it was dropped unannounced).
+    fn sink_dropped(&self) {
+        let mut st = self.state.lock();
+        if st.finishing {
+            return;
+        }
+        st.ended.get_or_insert_with(Instant::now);
+        st.ticket = None;
+        if let Some(f) = &st.follower {
             f.notify.notify_one();
         }
     }
 
-    /// The job's pump stopped (its job ended, or was dropped unannounced).
-    pub(super) fn pump_stopped(&self, id: &JobId) {
-        let mut logs = self.logs.lock();
-        if let Some(log) = logs.get_mut(id) {
-            log.ended.get_or_insert_with(Instant::now);
-            if !log.resumable && log.follower.is_none() {
-                logs.remove(id);
-            } else if let Some(f) = &log.follower {
-                f.notify.notify_one();
+    /// Empties the log (it is being dropped from the relay); returns the bytes it held.
+    pub(super) fn clear(&self) -> usize {
+        let mut st = self.state.lock();
+        st.events.clear();
+        std::mem::take(&mut st.bytes)
+    }
+}
+
+impl Relay {
+    /// Over the total cap: drops the logs of ended jobs, oldest first, then `growing`'s own
+    /// oldest messages (never its newest).
+    fn make_room(&self, growing: &ChatLog) {
+        let over = || self.bytes.load(Ordering::Relaxed) > self.max_bytes;
+        {
+            let mut logs = self.logs.lock();
+            let mut ended: Vec<(Instant, app::protocol::JobId)> = logs
+                .iter()
+                .filter(|(_, l)| !std::ptr::eq(l.as_ref(), growing))
+                .filter_map(|(id, l)| l.state.lock().ended.map(|t| (t, id.clone())))
+                .collect();
+            ended.sort();
+            for (_, id) in ended {
+                if !over() {
+                    break;
+                }
+                if let Some(log) = logs.remove(&id) {
+                    self.bytes.fetch_sub(log.clear(), Ordering::Relaxed);
+                }
             }
         }
+        let mut st = growing.state.lock();
+        while over() && st.events.len() > 1 {
+            let freed = st.events.pop_front().map_or(0, |old| old.len());
+            st.first_seq += 1;
+            st.bytes -= freed;
+            self.bytes.fetch_sub(freed, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A chat's event sink: its log. When the scheduler drops its last copy without having sent a
+/// final event, the log counts as ended.
+pub(super) struct ChatSink(Arc<ChatLog>);
+
+impl ChatSink {
+    /// The sink of `log`, as the scheduler holds it.
+    pub(super) fn sink(log: Arc<ChatLog>) -> EventSink<JobExecutor> {
+        Arc::new(ChatSink(log))
+    }
+}
+
+impl Sink<JobExecutor> for ChatSink {
+    fn send(&self, id: JobId, event: JobEvent) -> bool {
+        self.0.on_event(id, event)
+    }
+
+    fn is_closed(&self) -> bool {
+        let st = self.0.state.lock();
+        st.ended.is_some() || st.finishing
+    }
+}
+
+impl Drop for ChatSink {
+    fn drop(&mut self) {
+        self.0.sink_dropped();
     }
 }

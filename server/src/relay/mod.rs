@@ -1,40 +1,42 @@
-//! Job event logs, between the scheduler and the WebSocket connections. Every job submitted over
-//! `/ws` gets a log: a pump task turns the job's events into numbered wire messages, appends them
-//! and wakes the connection that follows the job, which reads from its own cursor. Nothing is
-//! pushed into a connection, so a slow reader never slows a job, and a reader that comes back
-//! (`resume`, same session, within the window) reads exactly what it missed, then the live stream.
+//! The replay logs of chat jobs, between the scheduler and whoever follows a chat (a WebSocket
+//! connection, a `/chat/stream` response). Only jobs that can be resumed are logged: a
+//! calculator job's events go straight to its connection (see `crate::ws`).
 //!
-//! Calculator jobs are not resumable: when their connection closes they are cancelled at once and
-//! their log is dropped. A chat job whose connection closes goes on; if nobody resumes it within
-//! the resume window it is cancelled (a window of zero cancels at once). A chat answer is stored
-//! in the conversation before its final event is appended, so a client that sees `done` (or a
-//! server restart right after) finds it in the history.
+//! Each chat's log is its own event sink ([`log::ChatSink`]): the scheduler, the device thread
+//! and the chat engine hand it the job's events; it numbers them, turns them into wire messages
+//! (`crate::messages`), serializes them and wakes the follower, which reads from its own cursor.
+//! Nothing is pushed into a connection, so a slow reader never slows a job, and a reader that
+//! comes back (`resume`, same session, within the window) reads exactly what it missed, then the
+//! live stream. A chat whose follower leaves goes on; if nobody resumes it within the resume
+//! window it is cancelled (a window of zero cancels at once). The answer is stored in its
+//! conversation before its final message is logged, so a client that sees `done` (or a server
+//! restart right after) finds it in the history.
 //!
-//! Concurrency: the logs sit behind one small mutex, never held across an `.await`; each log is
-//! appended to only by its job's pump task. Memory: at most `max_events` messages per log (older
-//! ones are dropped and a resume from before them is refused), at most `max_bytes` of messages in
-//! all (past it, the logs of ended jobs are dropped first, oldest first, then the growing log's own
+//! Concurrency: the map of logs sits behind one small mutex, held only to find, add or drop a
+//! log; each log has its own mutex, under which its messages are numbered and serialized (never
+//! the map's lock, so no connection waits on another's JSON). Lock order: map, then a log. No
+//! lock is held across an `.await`. Memory: at most `max_events` messages per log (older ones are
+//! dropped and a resume from before them is refused), at most `max_bytes` of messages in all
+//! (past it, the logs of ended jobs are dropped first, oldest first, then the growing log's own
 //! oldest messages), and logs of ended jobs are kept only for the resume window.
 
 mod follow;
 mod log;
-mod pump;
 
-pub use pump::to_message;
-
-use self::log::{Log, Logs};
-use self::pump::Pump;
+use self::log::{ChatLog, ChatSink};
 use crate::error::JobError;
-use crate::scheduler::{EventSink, Scheduler};
-use crate::session::SessionId;
+use crate::ids::SessionId;
+use crate::job::{Scheduler, Work};
+use crate::messages::JobLabel;
 use crate::store::Store;
 use app::chat::ConversationId;
 use app::protocol::JobId;
 use parking_lot::Mutex;
-use std::collections::VecDeque;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 /// Most messages one read returns, so a reader far behind catches up in slices and stays
 /// responsive in between.
@@ -86,10 +88,12 @@ pub enum ResumeError {
     Gone(JobId, u64),
 }
 
-/// The logs of every job submitted over the WebSocket.
+/// The logs of every chat job.
 pub struct Relay {
-    /// The logs by job, and the bytes they hold in all.
-    logs: Mutex<Logs>,
+    /// The logs by job.
+    logs: Mutex<HashMap<JobId, Arc<ChatLog>>>,
+    /// Bytes of serialized messages held by all logs.
+    bytes: AtomicUsize,
     /// Most bytes of messages kept in all.
     max_bytes: usize,
     /// How long a job waits for its owner to come back.
@@ -98,69 +102,56 @@ pub struct Relay {
     max_events: usize,
 }
 
-/// What a new job is about, for its messages.
+/// What a new chat is about, for its messages.
 pub struct Submission {
     /// The owner's session.
     pub session: SessionId,
     /// The client's label, echoed in `accepted`.
     pub client_ref: String,
-    /// For chat: where the answer is stored.
-    pub persist: Option<Persist>,
-    /// Whether the job survives its connection.
-    pub resumable: bool,
+    /// Where the answer is stored.
+    pub persist: Persist,
     /// The connection that submits it (it follows the job from the start).
     pub follower: Follower,
     /// Who the job is for, in the fair queue.
-    pub party: crate::scheduler::Party,
+    pub party: turnstile_scheduler::Party,
 }
 
 impl Relay {
     /// A relay with the given resume window, per-job cap and total cap in bytes.
     pub fn new(window: Duration, max_events: usize, max_bytes: usize) -> Arc<Relay> {
         Arc::new(Relay {
-            logs: Mutex::new(Logs::default()),
+            logs: Mutex::new(HashMap::new()),
+            bytes: AtomicUsize::new(0),
             max_bytes: max_bytes.max(1 << 16),
             window,
             max_events: max_events.max(16),
         })
     }
 
-    /// Queues `work` with the scheduler and starts its log and pump.
+    /// Queues a chat with the scheduler; its log is its event sink.
     pub fn submit(
         self: &Arc<Self>,
         scheduler: &Scheduler,
-        work: crate::job::Work,
+        work: Work,
         sub: Submission,
     ) -> Result<JobId, JobError> {
-        let (tx, rx): (EventSink, _) = mpsc::unbounded_channel();
-        let ticket = scheduler.submit(work, sub.party, tx)?;
-        let id = ticket.id().clone();
-        self.logs.lock().insert(
-            id.clone(),
-            Log {
-                session: sub.session,
-                resumable: sub.resumable,
-                events: VecDeque::new(),
-                first_seq: 0,
-                ended: None,
-                follower: Some(sub.follower),
-                detached_since: None,
-                ticket: Some(ticket),
-                read_upto: 0,
-                last_is_position: false,
-            },
+        let log = ChatLog::new(
+            Arc::downgrade(self),
+            sub.session,
+            sub.follower,
+            Some(sub.persist),
+            sub.client_ref,
         );
-        let conversation = sub.persist.as_ref().map(|p| p.conversation.clone());
-        let pump = Pump {
-            relay: Arc::clone(self),
-            id: id.clone(),
-            client_ref: sub.client_ref,
-            conversation,
-            persist: sub.persist,
-            answer: String::new(),
-        };
-        tokio::spawn(pump.run(rx));
+        let ticket = scheduler.submit(work, sub.party, ChatSink::sink(Arc::clone(&log)))?;
+        let id = JobLabel::wire_id(ticket.id());
+        log.set_ticket(ticket);
+        self.logs.lock().insert(id.clone(), log);
         Ok(id)
+    }
+
+    /// The log of `id`, if it is kept.
+    fn get(&self, id: &JobId) -> Option<Arc<ChatLog>> {
+        self.logs.lock().get(id).cloned()
     }
 
     /// Jobs with a log now (for stats and tests).

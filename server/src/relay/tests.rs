@@ -1,6 +1,8 @@
-//! Relay unit tests: logs driven directly (no scheduler), read by cursors.
+//! Relay unit tests: chat logs fed events directly (no scheduler), read by cursors.
 
+use super::log::ChatLog;
 use super::*;
+use crate::job::{JobEvent, Outcome, Progress};
 use app::protocol::ServerMessage;
 use std::time::Instant;
 
@@ -15,60 +17,59 @@ fn follower(conn: u64) -> Follower {
     }
 }
 
-fn job(n: u8) -> JobId {
-    JobId(format!("job{n}"))
+/// A job's scheduler id and its wire id.
+fn job(n: u8) -> (turnstile_scheduler::JobId, JobId) {
+    let id = turnstile_scheduler::JobId(u128::from(n));
+    (id, JobLabel::wire_id(id))
+}
+
+/// A log as `submit` makes it, without a job behind it (and nothing to store).
+struct Fed {
+    id: turnstile_scheduler::JobId,
+    wire: JobId,
+    log: Arc<ChatLog>,
 }
 
 impl Relay {
-    /// A log as `submit` makes it, without a job behind it.
-    fn open(&self, id: &JobId, session: SessionId, resumable: bool, follower: Follower) {
-        self.logs.lock().insert(
-            id.clone(),
-            Log {
-                session,
-                resumable,
-                events: VecDeque::new(),
-                first_seq: 0,
-                ended: None,
-                follower: Some(follower),
-                detached_since: None,
-                ticket: None,
-                read_upto: 0,
-                last_is_position: false,
-            },
-        );
-    }
-
-    fn token(&self, id: &JobId, text: &str) {
-        let (id2, text) = (id.clone(), text.to_owned());
-        self.append(id, false, move |seq| ServerMessage::Token {
-            job_id: id2,
-            seq,
-            text,
-        });
-    }
-
-    fn done(&self, id: &JobId) {
-        let id2 = id.clone();
-        self.append(id, false, move |seq| ServerMessage::Done {
-            job_id: id2,
-            seq,
-            usage: None,
-        });
-    }
-
-    fn position(&self, id: &JobId, position: u64) {
-        let id2 = id.clone();
-        self.append(id, true, move |seq| ServerMessage::Position {
-            job_id: id2,
-            seq,
-            position,
-            eta_ms: 0,
-        });
+    fn open(self: &Arc<Self>, n: u8, session: SessionId, follower: Follower) -> Fed {
+        let (id, wire) = job(n);
+        let log = ChatLog::new(Arc::downgrade(self), session, follower, None, "c".into());
+        self.logs.lock().insert(wire.clone(), Arc::clone(&log));
+        Fed { id, wire, log }
     }
 
     fn bytes(&self) -> usize {
-        self.logs.lock().bytes
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Fed {
+    fn token(&self, text: &str) {
+        let text = text.to_owned();
+        self.log
+            .on_event(self.id, JobEvent::Progress(Progress::Token { text }));
+    }
+
+    fn done(&self) {
+        let usage = app::chat::ChatUsage {
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            time_to_first_token_ms: 1.0,
+            tokens_per_second: 1.0,
+            finish_reason: app::chat::FinishReason::Stop,
+        };
+        self.log
+            .on_event(self.id, JobEvent::Ended(Ok(Outcome::Chat(usage))));
+    }
+
+    fn position(&self, position: u64) {
+        self.log.on_event(
+            self.id,
+            JobEvent::Position {
+                position,
+                eta_ms: 0,
+            },
+        );
     }
 }
 
@@ -84,19 +85,19 @@ fn texts(read: &Read) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_reader_gets_each_message_once_and_a_resume_exactly_what_it_missed() {
+#[tokio::test]
+async fn a_reader_gets_each_message_once_and_a_resume_exactly_what_it_missed() {
     let relay = Relay::new(Duration::from_secs(60), 100, 1 << 20);
-    let id = job(1);
-    relay.open(&id, session(1), true, follower(1));
-    relay.token(&id, "a");
-    relay.token(&id, "b");
+    let job = relay.open(1, session(1), follower(1));
+    let id = job.wire.clone();
+    job.token("a");
+    job.token("b");
     let first = relay.read(&id, 1, 0);
     assert_eq!(texts(&first), ["a", "b"]);
     assert!(!first.finished);
-    relay.token(&id, "c");
+    job.token("c");
     relay.detach([id.clone()], 1);
-    relay.token(&id, "d");
+    job.token("d");
     // Another session cannot take it; the owner's session can, from where it was.
     assert_eq!(
         relay.resume(&id, &session(2), follower(2), Some(1)),
@@ -105,7 +106,7 @@ fn a_reader_gets_each_message_once_and_a_resume_exactly_what_it_missed() {
     let cursor = relay
         .resume(&id, &session(1), follower(3), Some(first.next - 1))
         .unwrap();
-    relay.done(&id);
+    job.done();
     let rest = relay.read(&id, 3, cursor);
     assert_eq!(texts(&rest)[..2], ["c", "d"]);
     assert!(rest.finished);
@@ -113,13 +114,13 @@ fn a_reader_gets_each_message_once_and_a_resume_exactly_what_it_missed() {
     assert!(relay.read(&id, 1, 0).messages.is_empty());
 }
 
-#[test]
-fn per_job_and_total_caps_hold() {
+#[tokio::test]
+async fn per_job_and_total_caps_hold() {
     let relay = Relay::new(Duration::from_secs(60), 16, 1 << 16);
-    let id = job(1);
-    relay.open(&id, session(1), true, follower(1));
+    let job1 = relay.open(1, session(1), follower(1));
+    let id = job1.wire.clone();
     for i in 0..20 {
-        relay.token(&id, &i.to_string());
+        job1.token(&i.to_string());
     }
     assert_eq!(relay.read(&id, 1, 0).messages.len(), 16);
     assert_eq!(
@@ -127,44 +128,44 @@ fn per_job_and_total_caps_hold() {
         Err(ResumeError::Gone(id.clone(), 4))
     );
     // An ended job's log goes first when the total is over the cap.
-    relay.done(&id);
+    job1.done();
     let big = "x".repeat(40_000);
-    let other = job(2);
-    relay.open(&other, session(1), true, follower(2));
-    relay.token(&other, &big);
-    relay.token(&other, &big);
+    let other = relay.open(2, session(1), follower(2));
+    other.token(&big);
+    other.token(&big);
     assert!(relay.bytes() <= 1 << 16, "{}", relay.bytes());
     assert!(relay.read(&id, 1, 0).finished && relay.read(&id, 1, 0).messages.is_empty());
     assert_eq!(
-        relay.read(&other, 2, 0).messages.len(),
+        relay.read(&other.wire, 2, 0).messages.len(),
         1,
         "its newest message stays"
     );
 }
 
-#[test]
-fn a_calculator_log_lasts_until_its_reader_has_the_end() {
-    let relay = Relay::new(Duration::ZERO, 100, 1 << 20);
-    let id = job(1);
-    relay.open(&id, session(1), false, follower(1));
-    relay.token(&id, "r");
-    relay.done(&id);
+#[tokio::test]
+async fn an_ended_log_is_kept_for_the_window_then_forgotten() {
+    let relay = Relay::new(Duration::from_secs(60), 100, 1 << 20);
+    let job = relay.open(1, session(1), follower(1));
+    job.token("r");
+    job.done();
     relay.sweep(Instant::now() + Duration::from_secs(5));
-    let read = relay.read(&id, 1, 0);
+    let read = relay.read(&job.wire, 1, 0);
     assert_eq!(read.messages.len(), 2);
     assert!(read.finished);
-    assert!(relay.is_empty(), "read to the end: gone");
+    assert_eq!(relay.len(), 1, "still within the window");
+    relay.sweep(Instant::now() + Duration::from_secs(61));
+    assert!(relay.is_empty(), "past the window: gone");
     assert_eq!(relay.bytes(), 0);
 }
 
-#[test]
-fn an_unread_position_is_replaced_by_the_next_and_seqs_stay_contiguous() {
+#[tokio::test]
+async fn an_unread_position_is_replaced_by_the_next_and_seqs_stay_contiguous() {
     let relay = Relay::new(Duration::from_secs(60), 4096, 1 << 20);
-    let id = job(1);
-    relay.open(&id, session(1), true, follower(1));
-    relay.token(&id, "accepted-ish");
+    let job = relay.open(1, session(1), follower(1));
+    let id = job.wire.clone();
+    job.token("accepted-ish");
     for p in (1..=50).rev() {
-        relay.position(&id, p);
+        job.position(p);
     }
     let read = relay.read(&id, 1, 0);
     let msgs: Vec<ServerMessage> = read
@@ -182,10 +183,10 @@ fn an_unread_position_is_replaced_by_the_next_and_seqs_stay_contiguous() {
         }
     ));
     // Once read, a position is not replaced: the next one follows it.
-    relay.position(&id, 1);
-    relay.token(&id, "x");
-    relay.position(&id, 1);
-    relay.position(&id, 1);
+    job.position(1);
+    job.token("x");
+    job.position(1);
+    job.position(1);
     let read = relay.read(&id, 1, read.next);
     let seqs: Vec<u64> = read
         .messages
@@ -204,13 +205,13 @@ fn an_unread_position_is_replaced_by_the_next_and_seqs_stay_contiguous() {
     );
 }
 
-#[test]
-fn reads_come_in_slices_and_a_reader_behind_the_log_knows_it_lost_messages() {
+#[tokio::test]
+async fn reads_come_in_slices_and_a_reader_behind_the_log_knows_it_lost_messages() {
     let relay = Relay::new(Duration::from_secs(60), 300, 64 << 20);
-    let id = job(2);
-    relay.open(&id, session(1), true, follower(1));
+    let job = relay.open(2, session(1), follower(1));
+    let id = job.wire.clone();
     for i in 0..(READ_BATCH + 10) {
-        relay.token(&id, &i.to_string());
+        job.token(&i.to_string());
     }
     let first = relay.read(&id, 1, 0);
     assert_eq!(first.messages.len(), READ_BATCH);
@@ -220,7 +221,28 @@ fn reads_come_in_slices_and_a_reader_behind_the_log_knows_it_lost_messages() {
     assert!(!rest.more);
     // The log keeps 300: a reader still at 0 after 400 more has lost the oldest.
     for i in 0..400 {
-        relay.token(&id, &i.to_string());
+        job.token(&i.to_string());
     }
     assert!(relay.read(&id, 1, 0).lost);
+}
+
+#[tokio::test]
+async fn the_first_event_names_the_job_and_its_label() {
+    let relay = Relay::new(Duration::from_secs(60), 100, 1 << 20);
+    let job = relay.open(7, session(1), follower(1));
+    job.log.on_event(
+        job.id,
+        JobEvent::Accepted {
+            position: 3,
+            queue_length: 3,
+            eta_ms: 5,
+        },
+    );
+    let read = relay.read(&job.wire, 1, 0);
+    let msg: ServerMessage = serde_json::from_str(&read.messages[0]).unwrap();
+    assert!(matches!(
+        msg,
+        ServerMessage::Accepted { ref job_id, ref client_ref, seq: 0, position: 3, .. }
+            if *job_id == job.wire && client_ref == "c"
+    ));
 }

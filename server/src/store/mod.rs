@@ -13,7 +13,7 @@
 //! Layout: this file has the API; `sql` the migrations, settings, column codecs and shared
 //! queries; `tests` the unit tests.
 
-use crate::session::SessionId;
+use crate::ids::SessionId;
 use app::chat::{
     Conversation, ConversationId, ConversationSummary, MessageStatus, Role, StoredMessage,
 };

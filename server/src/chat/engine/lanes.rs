@@ -10,9 +10,9 @@ use super::board::{LaneBoard, LaneLoad};
 use super::compose::compose;
 use super::{EngineConfig, Request, Slot};
 use crate::device::{DeviceHost, DeviceTask};
+use crate::job::{Emitter, Progress};
 use crate::model::local::{GenerateError, Generation, LocalLoader, LocalModel, Sequence};
 use crate::model::manager::ModelLease;
-use crate::scheduler::{Emitter, JobEvent};
 use rayon::prelude::*;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -151,7 +151,7 @@ impl Engine {
             } else {
                 let events = lane.events.clone();
                 lane.seq.finish(&mut |piece: &str| {
-                    events.send(JobEvent::Token { text: piece.into() });
+                    events.progress(Progress::Token { text: piece.into() });
                 })
             };
             if let Ok(g) = &result {
@@ -332,7 +332,7 @@ fn step(
     work.into_par_iter().for_each(|(lane, row)| {
         let events = &lane.events;
         let mut on_piece = |piece: &str| {
-            events.send(JobEvent::Token { text: piece.into() });
+            events.progress(Progress::Token { text: piece.into() });
         };
         if let Err(e) = lane.seq.accept(row, &mut on_piece) {
             lane.error = Some(e);

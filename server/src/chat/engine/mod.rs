@@ -29,10 +29,10 @@ mod tests;
 pub use board::LaneBoard;
 
 use crate::device::DeviceHost;
+use crate::job::RunContext;
 use crate::model::local::{GenerateError, Generation, LocalLoader, LocalModel, Plan};
 use crate::model::manager::ModelLease;
 use crate::model::sampling::SamplingParams;
-use crate::scheduler::RunContext;
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,13 +5,13 @@
 
 use super::*;
 use crate::device::{CpuBackend, WorkerConfig};
+use crate::job::{Emitter, EventSink, JobEvent, Progress};
 use crate::model::local::tests::embedded_path;
 use crate::model::manager::{Loader, ManagerConfig, ModelManager};
-use crate::scheduler::{Emitter, JobEvent, JobStart};
 use app::chat::{ChatTurn, FinishReason, Role};
-use app::protocol::JobId;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+use turnstile_scheduler::JobId;
 
 /// A device, a manager of the embedded model, and engines with these limits.
 struct Rig {
@@ -56,6 +56,21 @@ fn rig(lanes: usize, kv_cache_tokens: usize, max_step_tokens: usize) -> Rig {
     }
 }
 
+/// A job id that spells a short label (at most 16 bytes), so tests can name chats.
+fn labelled(label: &str) -> JobId {
+    let mut bytes = [0u8; 16];
+    bytes[..label.len()].copy_from_slice(label.as_bytes());
+    JobId(u128::from_be_bytes(bytes))
+}
+
+/// The label a [`labelled`] id spells.
+fn label_of(id: JobId) -> String {
+    let bytes = id.0.to_be_bytes();
+    String::from_utf8_lossy(&bytes)
+        .trim_end_matches('\0')
+        .to_owned()
+}
+
 fn greedy(max_tokens: u32) -> SamplingParams {
     SamplingParams {
         max_tokens,
@@ -85,7 +100,7 @@ impl Chat {
         let mut text = String::new();
         let mut seen = vec![];
         while let Ok((_, e)) = self.events.try_recv() {
-            if let JobEvent::Token { text: t } = &e {
+            if let JobEvent::Progress(Progress::Token { text: t }) = &e {
                 text.push_str(t);
             }
             seen.push(e);
@@ -97,13 +112,14 @@ impl Chat {
 impl Rig {
     async fn submit(&self, label: &str, messages: Vec<ChatTurn>, params: SamplingParams) -> Chat {
         let (sink, events) = tokio::sync::mpsc::unbounded_channel();
-        self.submit_to(sink, events, label, messages, params).await
+        self.submit_to(Arc::new(sink), events, label, messages, params)
+            .await
     }
 
     /// Submits with events going to `sink` (which several chats may share).
     async fn submit_to(
         &self,
-        sink: crate::scheduler::EventSink,
+        sink: EventSink,
         events: tokio::sync::mpsc::UnboundedReceiver<(JobId, JobEvent)>,
         label: &str,
         messages: Vec<ChatTurn>,
@@ -111,17 +127,11 @@ impl Rig {
     ) -> Chat {
         let lease = self.manager.acquire(|_| {}).await.expect("the model loads");
         let plan = lease.plan(&messages, &params).expect("a plan");
-        let cancel = CancellationToken::new();
-        let ctx = RunContext {
-            device: Arc::clone(&self.device),
-            cancel: cancel.clone(),
-            events: Emitter {
-                id: JobId(label.into()),
-                sink,
-            },
-            start: Arc::new(JobStart::new(Instant::now(), None)),
-            place: Arc::new(Mutex::new(None)),
-        };
+        let ctx = RunContext::detached(
+            Arc::clone(&self.device),
+            Emitter::new(labelled(label), sink),
+        );
+        let cancel = ctx.cancel.clone();
         let (reply, answer) = oneshot::channel();
         self.engines.submit(Request {
             plan,
@@ -190,7 +200,7 @@ async fn lanes_cap_the_chats_decoded_at_once_and_admit_in_arrival_order() {
         let (_, unused) = tokio::sync::mpsc::unbounded_channel();
         let chat = rig
             .submit_to(
-                sink.clone(),
+                Arc::new(sink.clone()),
                 unused,
                 &format!("c{i}"),
                 ask(QUESTIONS[i % 4]),
@@ -205,7 +215,7 @@ async fn lanes_cap_the_chats_decoded_at_once_and_admit_in_arrival_order() {
     drop(sink);
     let mut log = vec![];
     while let Some((id, e)) = all.recv().await {
-        log.push((id.0, e));
+        log.push((label_of(id), e));
     }
     let starts: Vec<&str> = log
         .iter()
@@ -275,7 +285,7 @@ async fn a_cancelled_lane_ends_within_a_step_and_the_others_are_undisturbed() {
     let mut victim = victim;
     let mut tokens = 0;
     while tokens < 3 {
-        if let Some((_, JobEvent::Token { .. })) = victim.events.recv().await {
+        if let Some((_, JobEvent::Progress(Progress::Token { .. }))) = victim.events.recv().await {
             tokens += 1;
         }
     }

@@ -1,0 +1,250 @@
+//! The application state every handler reaches, and how it is built at start: the device, the
+//! calculator and chat handlers, the scheduler task, the relay, the store, the limits, and the
+//! periodic chores. This folder (`http`) is the only place that knows it.
+//!
+//! Concurrency: [`AppState`] is cheap to clone; nothing in it is mutable except through the
+//! scheduler's channel, the components' own small locks, and the connection counters.
+
+use crate::cache;
+use crate::calc::{CalcLimits, Calculator};
+use crate::chat::ChatEngine;
+use crate::config::Config;
+use crate::device;
+use crate::device::{CpuBackend, DeviceHost};
+use crate::faults;
+use crate::job;
+use crate::job::{JobExecutor, Scheduler};
+use crate::limits;
+use crate::metrics;
+use crate::relay::Relay;
+use crate::store;
+use axum::extract::FromRef;
+use leptos::prelude::LeptosOptions;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use turnstile_scheduler::SchedulerConfig;
+
+/// What every handler can reach. Cheap to clone; nothing in it is mutable except through the
+/// scheduler's channel and the connection counter.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where the site's files are and what the hydration scripts are called.
+    pub leptos_options: LeptosOptions,
+    /// The one scheduler.
+    pub scheduler: Scheduler,
+    /// The device, for health and stats.
+    pub device: Arc<DeviceHost>,
+    /// Sessions, conversations and messages.
+    pub store: store::Store,
+    /// The chat model (for validation, stats and `/v1/models`).
+    pub chat: Arc<ChatEngine>,
+    /// The event logs of WebSocket jobs (follow, resume).
+    pub relay: Arc<Relay>,
+    /// Limits and settings.
+    pub config: Arc<Config>,
+    /// When the server started.
+    pub started: Instant,
+    /// The calculator's result cache.
+    pub cache: Arc<cache::ResultCache>,
+    /// What `/metrics` exposes.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Request rates and connection caps.
+    pub limits: Arc<limits::Limits>,
+    /// Test-only faults (armed only through `/test/faults`, which exists only in test mode).
+    pub faults: Arc<faults::Faults>,
+    /// Fires at the end of a shutdown's drain: WebSocket connections close ("going away").
+    pub closing: CancellationToken,
+    /// The calculator's caps (cache hits are checked against them too).
+    pub calc_limits: CalcLimits,
+    /// Open WebSocket connections.
+    pub connections: Arc<AtomicUsize>,
+    /// WebSocket upgrades refused for their origin, since start.
+    pub ws_refused: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl AppState {
+    /// The cached answer to a calculator job, if there is one. The job is checked first, so an
+    /// invalid job is never a hit (nor a miss): it goes on to be refused as usual.
+    pub fn cached(&self, job: &app::protocol::CalcJob) -> Option<Arc<cache::Cached>> {
+        crate::calc::validate(job, &self.calc_limits).ok()?;
+        self.cache.get(job)
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// Builds the state: the device (closed until the first job) and the scheduler task. Needs a
+/// Tokio runtime. The scheduler stops when `shutdown` fires.
+pub async fn state(
+    config: Config,
+    addr: std::net::SocketAddr,
+    shutdown: CancellationToken,
+) -> std::io::Result<AppState> {
+    let faults = Arc::new(faults::Faults::default());
+    let device = DeviceHost::with_workers(
+        Box::new(faults::FaultyBackend {
+            inner: backend(),
+            faults: Arc::clone(&faults),
+        }),
+        config.device_keep_alive,
+        device::WorkerConfig {
+            slots: config.max_concurrent.max(1),
+            compute_threads: config.device_threads,
+        },
+    );
+    let cache = cache::ResultCache::new(config.cache_entries, config.cache_bytes, config.cache_ttl);
+    let calc_limits = CalcLimits {
+        max_elements: config.max_elements,
+        max_op_cost: config.max_op_cost,
+        test_mode: config.test_mode,
+        max_sleep: config.max_run,
+    };
+    let calculator = Calculator {
+        cache: Arc::clone(&cache),
+        faults: Arc::clone(&faults),
+        limits: calc_limits,
+    };
+    let db = config.db_path();
+    let store = store::Store::open(&db).await.map_err(|e| {
+        std::io::Error::other(format!("cannot open the database {}: {e}", db.display()))
+    })?;
+    spawn_expiry(store.clone(), config.retention, shutdown.clone());
+    let chat = ChatEngine::from_config(
+        &config.chat,
+        &config.data_dir,
+        config.test_mode,
+        Arc::clone(&device),
+        Arc::clone(&faults),
+    )
+    .map_err(std::io::Error::other)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let scheduler = Scheduler::spawn(
+        SchedulerConfig {
+            max_concurrent: config.max_concurrent.max(1),
+            lanes: config.chat.chat_lanes.max(1),
+            max_waiting: config.max_waiting,
+            max_wait: config.max_wait,
+            max_run: config.max_run,
+            prefetch: config.prefetch,
+            prefetch_time: config.prefetch_time,
+            position_interval: config.position_interval,
+            initial_run_estimate: Duration::from_millis(50),
+            order: config.queue_order,
+            max_waiting_per_party: config.max_waiting_per_session,
+        },
+        Arc::clone(&device),
+        Arc::new(JobExecutor {
+            calc: Arc::new(calculator),
+            chat: Arc::clone(&chat) as Arc<dyn job::Handler<job::ChatWork>>,
+            on_answer: {
+                let metrics = Arc::clone(&metrics);
+                Arc::new(move |usage| metrics.on_answer(usage))
+            },
+        }),
+        Arc::clone(&metrics) as Arc<dyn turnstile_scheduler::Observer>,
+        shutdown.clone(),
+    );
+    let relay = Relay::new(
+        config.chat.resume_window,
+        config.chat.resume_max_events,
+        config.chat.resume_max_bytes,
+    );
+    let limits = limits::Limits::new(limits::LimitConfig {
+        per_ip: config.rate_per_ip,
+        per_session: config.rate_per_session,
+        per_connection: config.rate_per_connection,
+        max_connections: config.max_connections,
+        max_connections_per_ip: config.max_connections_per_ip,
+    });
+    spawn_housekeeping(
+        Arc::clone(&relay),
+        Arc::clone(&chat),
+        Arc::clone(&limits),
+        shutdown,
+    );
+    let leptos_options = LeptosOptions::builder()
+        .output_name("turnstile")
+        .site_root(config.site_root.to_string_lossy().as_ref())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build();
+    Ok(AppState {
+        leptos_options,
+        scheduler,
+        device,
+        chat,
+        relay,
+        store,
+        config: Arc::new(config),
+        cache,
+        metrics,
+        limits,
+        faults,
+        closing: CancellationToken::new(),
+        calc_limits,
+        started: Instant::now(),
+        connections: Arc::new(AtomicUsize::new(0)),
+        ws_refused: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+    })
+}
+
+/// Once at start and then hourly: deletes conversations older than the retention.
+fn spawn_expiry(store: store::Store, retention: Duration, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    let cutoff = std::time::SystemTime::now() - retention;
+                    match store.expire(cutoff).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(conversations = n, "expired old conversations"),
+                        Err(e) => tracing::warn!(error = %e, "expiring conversations failed"),
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Once a second: cancels chat jobs whose owner did not come back within the resume window,
+/// forgets old job logs, unloads an idle model after its keep-alive, and forgets idle rate-limit
+/// state.
+fn spawn_housekeeping(
+    relay: Arc<Relay>,
+    chat: Arc<ChatEngine>,
+    limits: Arc<limits::Limits>,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    relay.sweep(now);
+                    chat.housekeeping(now);
+                    limits.housekeeping();
+                }
+            }
+        }
+    });
+}
+
+#[cfg(not(feature = "cuda"))]
+fn backend() -> Box<dyn device::Backend<device::Device>> {
+    Box::new(CpuBackend)
+}
+
+#[cfg(feature = "cuda")]
+fn backend() -> Box<dyn device::Backend<device::Device>> {
+    Box::new(device::CudaBackend(0))
+}
