@@ -2,14 +2,17 @@
 //! pages, the WebSocket protocol and the JSON API, and runs every job through one scheduler that
 //! owns the device.
 //!
-//! Layers, lowest first (a module only imports those below it; `tests::no_import_cycles` checks
-//! that the module graph has no cycle):
-//! - plain data and identifiers: [`ids`], [`error`], [`config`], [`job`] (what a job is, the
-//!   executor), [`messages`] (events to wire messages), [`process`];
-//! - the parts: [`device`], [`calc`], [`cache`], [`model`], [`chat`], [`store`], [`relay`],
-//!   [`limits`], [`metrics`], [`faults`], [`client_addr`], [`party`] (the scheduler itself is
-//!   the `turnstile-scheduler` crate);
+//! Layers, lowest first (a module only imports those below it; `server/tests/layers.rs` fails on
+//! an import cycle, and on the application state named outside `http`):
+//! - plain data and identifiers: [`ids`], [`error`], [`process`], [`cache`], [`metrics`] (the
+//!   registry), [`client_addr`], [`device`] (candle behind the scheduler crate's device host);
+//! - what a job is: [`job`] (work, outcome, the one executor and its handlers' trait) and
+//!   [`messages`] (scheduler events to wire messages);
+//! - the parts: [`faults`], [`limits`], [`store`], [`relay`] (chat logs), [`model`], [`calc`],
+//!   [`chat`], [`party`], and [`config`], built from the parts' own config types;
 //! - [`http`]: every handler and middleware, the router, the application state, [`run`].
+//!
+//! The scheduler itself is the `turnstile-scheduler` crate, which knows none of these.
 
 #![recursion_limit = "256"]
 

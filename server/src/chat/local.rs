@@ -2,7 +2,8 @@
 //! meanwhile), plans the prompt on a blocking thread, then hands the chat to the step engine,
 //! which admits it into a lane (`started`), streams its tokens and replies with the answer.
 //!
-//! Concurrency: runs in the job's runner task; the chat holds a lane, not a device place: the
+//! Concurrency: runs as the job's runner future, on the scheduler's task (CPU work goes to a
+//! blocking thread); the chat holds a lane, not a device place: the
 //! engine's steps share the device with calculator jobs. Cancel, Stop, a timeout or an owner gone
 //! past the resume window fire the job's token, and the engine frees the lane within one step.
 

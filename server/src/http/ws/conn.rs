@@ -4,7 +4,7 @@
 //! connection's, the session's and the address's rates.
 //!
 //! Concurrency: owned by its connection's task alone; its calculator jobs' events arrive on its
-//! one channel (the sink every one of them carries), and it numbers and serializes them itself.
+//! one sink (the one every one of them carries), and it numbers and serializes them itself.
 
 use super::{error, refused, Reply};
 use crate::http::AppState;

@@ -1,6 +1,6 @@
 //! The WebSocket endpoint `/ws`: checks who may connect, then runs one task per connection that
-//! decodes client messages ([`conn`]), turns its calculator jobs' events (all on one channel, the
-//! sink each of its jobs carries) into numbered messages, and sends each followed chat's messages
+//! decodes client messages ([`conn`]), turns its calculator jobs' events (all in one sink, [`sink`],
+//! which each of its jobs carries) into numbered messages, and sends each followed chat's messages
 //! (from its log in the [`crate::relay`]) to the client. Whatever is ready is written in one
 //! flush.
 //!
