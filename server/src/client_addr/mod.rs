@@ -1,6 +1,6 @@
 //! Who the client of a request is: its address, and whether it reached the site over HTTPS.
-//! Computed once per request, here ([`layer`]), and put in the request's extensions as a
-//! [`ClientAddr`]; every address-based rule (per-address request rates and WebSocket caps in
+//! Computed once per request (by the HTTP layer's middleware, `crate::http::client_addr::layer`),
+//! and put in the request's extensions as a [`ClientAddr`]; every address-based rule (per-address request rates and WebSocket caps in
 //! `limits` and `ws`, anonymous parties in `party`) and every HTTPS-only header (the cookie's
 //! `Secure`, HSTS) reads it. Nothing else reads the TCP peer.
 //!
@@ -103,7 +103,7 @@ impl ClientAddr {
         }
     }
 
-    /// What [`layer`] put in a request's extensions (nothing known, if it did not run).
+    /// What the middleware (`crate::http::client_addr::layer`) put in a request's extensions (nothing known, if it did not run).
     pub fn of(extensions: &Extensions) -> ClientAddr {
         extensions.get::<ClientAddr>().copied().unwrap_or_default()
     }
