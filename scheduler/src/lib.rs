@@ -31,6 +31,7 @@ mod announce;
 mod config;
 mod context;
 pub mod device;
+mod dispatch;
 mod error;
 mod event;
 mod executor;

@@ -1,6 +1,6 @@
 //! The scheduler task: owns the waiting lines (one per [`Resource`], each with its fair clock),
 //! the dispatched set, the wait deadlines and the statistics, and is the only code that touches
-//! them. It reacts to commands, hands device jobs to the device while fewer than
+//! them. It reacts to commands, hands device jobs to the device (`dispatch`) while fewer than
 //! `max_concurrent + prefetch` are dispatched (so the next job is already queued on the device
 //! when the current one ends) and lane jobs to their engine while fewer than `lanes` are,
 //! expires jobs that waited too long, announces positions at most once per coalescing interval,
@@ -17,7 +17,6 @@
 
 use crate::admission::PartyCaps;
 use crate::config::SchedulerConfig;
-use crate::context::{Emitter, JobStart};
 use crate::device::DeviceHost;
 use crate::error::Error;
 use crate::event::{Event, JobId};
@@ -27,12 +26,12 @@ use crate::jobs::{Running, Waiting};
 use crate::line::{Lines, Resource};
 use crate::observer::Observer;
 use crate::queue::QueueKey;
-use crate::runner::{self, Ended, RunSpec};
+use crate::runner::Ended;
 use crate::stats::{Stats, UtilizationWindow};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
@@ -43,28 +42,28 @@ pub(crate) struct Task<X: Executor> {
     pub(crate) config: SchedulerConfig,
     pub(crate) device: Arc<DeviceHost<X::Device>>,
     pub(crate) executor: Arc<X>,
-    permits: Arc<Semaphore>,
+    pub(crate) permits: Arc<Semaphore>,
     /// Each party's waiting jobs (for the view).
     pub(crate) party_caps: Arc<PartyCaps>,
     /// The dispatched jobs' runners, driven by this task.
-    runners: FuturesUnordered<BoxFuture<'static, Ended<X>>>,
+    pub(crate) runners: FuturesUnordered<BoxFuture<'static, Ended<X>>>,
     /// The jobs waiting for each resource, in fair order.
     pub(crate) lines: Lines<X>,
     /// Expected device time per job kind (moving averages), for the fair order's costs.
-    costs: HashMap<&'static str, Duration>,
+    pub(crate) costs: HashMap<&'static str, Duration>,
     /// Moving average of run times per resource (indexed like [`Resource::ALL`]), for waits:
     /// a chat's turn in a lane and a calculator job's on the device have nothing in common.
     pub(crate) avg_run_by: [Duration; 2],
     /// Dispatches so far.
-    dispatched: u64,
+    pub(crate) dispatched: u64,
     /// Published moving average of run times, for the handle's retry hints.
-    avg_run_us: Arc<AtomicU64>,
+    pub(crate) avg_run_us: Arc<AtomicU64>,
     /// Recent samples of the device's busy time, for its utilization.
     pub(crate) utilization: UtilizationWindow,
     /// Waiting jobs by kind (for `/metrics`).
     pub(crate) waiting_kinds: HashMap<&'static str, u64>,
     /// Where counters and timings are reported.
-    observer: Arc<dyn Observer>,
+    pub(crate) observer: Arc<dyn Observer>,
     /// Waiting jobs by id: their line and place in it.
     pub(crate) waiting_ids: HashMap<JobId, (Resource, QueueKey)>,
     /// Wait deadlines, earliest first.
@@ -76,17 +75,17 @@ pub(crate) struct Task<X: Executor> {
     /// Whether `device_order` changed since the prefetched jobs were told their places.
     pub(crate) device_order_moved: bool,
     /// Expected device time of the dispatched device jobs, together.
-    device_cost: Duration,
+    pub(crate) device_cost: Duration,
     /// How many of `running` take each resource (indexed like [`Resource::ALL`]).
     pub(crate) running_by: [usize; 2],
-    next_seq: u64,
+    pub(crate) next_seq: u64,
     pub(crate) stats: Stats,
     /// When positions were last announced.
     pub(crate) last_flush: Instant,
     /// Set once shutdown began: nothing new starts.
-    draining: bool,
+    pub(crate) draining: bool,
     /// Waiting for the device to be idle (a shutdown's drain).
-    idle_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+    pub(crate) idle_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Everything the task starts with.
@@ -227,47 +226,6 @@ impl<X: Executor> Task<X> {
         }
     }
 
-    /// A runner completed: the job left its resource. Bookkeeping first, then its owner hears
-    /// the end (see [`Ended::last`]).
-    fn ended(&mut self, ended: Ended<X>) {
-        let Ended {
-            id,
-            waited,
-            run,
-            failure,
-            last,
-        } = ended;
-        if let Some(r) = self.running.remove(&id) {
-            self.running_by[r.resource as usize] -= 1;
-            if r.resource == Resource::Device {
-                self.device_cost = self.device_cost.saturating_sub(r.cost);
-                if let Some(i) = self.device_order.iter().position(|d| *d == id) {
-                    self.device_order.remove(i);
-                    self.device_order_moved = true;
-                }
-            }
-            if let Some(run) = run {
-                self.observer.finished(r.kind, waited, run);
-                self.stats.on_start(waited);
-                self.stats.on_finish(run, waited + run);
-                self.avg_run_us
-                    .store(self.stats.avg_run.as_micros() as u64, Ordering::Relaxed);
-                let avg = &mut self.avg_run_by[r.resource as usize];
-                *avg = (*avg * 4 + run) / 5;
-                let cost = self.costs.entry(r.kind).or_insert(run);
-                *cost = (*cost * 4 + run) / 5;
-            }
-            if let Some(code) = failure {
-                self.reject(code);
-            }
-        }
-        // Hand the freed place on before the owner hears, so the next job is on its way.
-        self.dispatch();
-        if let Some((events, last)) = last {
-            events.send(last);
-        }
-    }
-
     fn enqueue(&mut self, mut w: Waiting<X>) {
         if self.draining {
             let _ = w
@@ -329,136 +287,6 @@ impl<X: Executor> Task<X> {
     pub(crate) fn left_queue(&mut self, w: &Waiting<X>) {
         if let Some(n) = self.waiting_kinds.get_mut(w.job.kind()) {
             *n = n.saturating_sub(1);
-        }
-    }
-
-    /// Expected device time of a job: its own hint, or the moving average of its kind.
-    fn expected_cost(&self, job: &X::Job) -> Duration {
-        job.cost_hint().unwrap_or_else(|| {
-            self.costs
-                .get(job.kind())
-                .copied()
-                .unwrap_or(self.config.initial_run_estimate)
-        })
-    }
-
-    /// Device jobs dispatched beyond `max_concurrent`: handed to the device, waiting for a
-    /// place. (Lane jobs are never prefetched: a dispatched one is in its engine's hands.)
-    pub(crate) fn prefetched(&self, resource: Resource) -> usize {
-        match resource {
-            Resource::Device => self.running_by[Resource::Device as usize]
-                .saturating_sub(self.config.max_concurrent),
-            Resource::Lane => 0,
-        }
-    }
-
-    /// Jobs dispatched at once for `resource`: the device's places plus the prefetch, or the
-    /// engine's lanes.
-    fn room(&self, resource: Resource) -> usize {
-        match resource {
-            Resource::Device => self.config.max_concurrent + self.config.prefetch,
-            Resource::Lane => self.config.lanes.max(1),
-        }
-    }
-
-    /// Whether some announced position in any line may be stale.
-    pub(crate) fn any_dirty(&self) -> bool {
-        Resource::ALL
-            .iter()
-            .any(|r| self.lines.get(*r).queue.is_dirty())
-    }
-
-    /// Hands waiting jobs to the device (or their engine) while their resource has room.
-    fn dispatch(&mut self) {
-        for resource in Resource::ALL {
-            self.dispatch_line(resource);
-        }
-        let offset = self.prefetched(Resource::Device) as u64;
-        self.lines
-            .get_mut(Resource::Device)
-            .queue
-            .set_offset(offset);
-        self.announce_prefetched();
-    }
-
-    /// Whether one more job of `resource` may be dispatched now: within its room, or (device
-    /// jobs) within the prefetch time.
-    fn has_room(&self, resource: Resource) -> bool {
-        let dispatched = self.running_by[resource as usize];
-        if dispatched < self.room(resource) {
-            return true;
-        }
-        if resource != Resource::Device
-            || self.config.prefetch_time.is_zero()
-            || dispatched >= self.config.max_concurrent + crate::config::MAX_PREFETCH
-        {
-            return false;
-        }
-        let Some(next) = self.lines.get(resource).queue.first() else {
-            return false;
-        };
-        self.device_cost + self.expected_cost(&next.job) <= self.config.prefetch_time
-    }
-
-    fn dispatch_line(&mut self, resource: Resource) {
-        while !self.draining && self.has_room(resource) {
-            let cost = match self.lines.get(resource).queue.first() {
-                Some(next) if resource == Resource::Device => self.expected_cost(&next.job),
-                _ => Duration::ZERO,
-            };
-            let line = self.lines.get_mut(resource);
-            let Some((key, mut w)) = line.queue.pop_first() else {
-                break;
-            };
-            let owner_gone = w.sink.is_closed();
-            if owner_gone {
-                line.clock.withdrawn(&w.party, &w.tags);
-            } else {
-                line.clock.dispatched(&w.tags);
-            }
-            self.left_queue(&w);
-            self.waiting_ids.remove(&w.id);
-            self.deadlines.remove(&(w.deadline, resource, key));
-            if owner_gone {
-                continue;
-            }
-            let cancel = CancellationToken::new();
-            let start = Arc::new(JobStart::new(w.enqueued, w.places.take()));
-            self.running.insert(
-                w.id,
-                Running {
-                    cancel: cancel.clone(),
-                    kind: w.job.kind(),
-                    enqueued_wall: w.enqueued_wall,
-                    order: self.dispatched,
-                    sink: Arc::clone(&w.sink),
-                    told: w.told,
-                    start: Arc::clone(&start),
-                    resource,
-                    cost,
-                },
-            );
-            if resource == Resource::Device {
-                self.device_order.push_back(w.id);
-                self.device_order_moved = true;
-                self.device_cost += cost;
-            }
-            self.running_by[resource as usize] += 1;
-            self.dispatched += 1;
-            self.runners.push(runner::run(RunSpec {
-                id: w.id,
-                job: w.job,
-                events: Emitter::new(w.id, w.sink),
-                start,
-                // A device job takes its place in the device's order now; a lane job has none
-                // (its engine puts its steps on the device).
-                place: (resource == Resource::Device).then(|| self.device.reserve()),
-                cancel,
-                device: Arc::clone(&self.device),
-                executor: Arc::clone(&self.executor),
-                max_run: self.config.max_run,
-                max_wait: self.config.max_wait,
-            }));
         }
     }
 
