@@ -1,27 +1,39 @@
 //! What one step feeds the model: every decoding lane's next token first (a stream never skips a
-//! step), then chunks of the prompts still being read, oldest admission first, up to the step's
-//! token budget. A long prompt is thus read over several steps between the others' decodes
-//! instead of stalling their streams for its whole length.
+//! step), then the prompts still being read, oldest admission first, up to the step's token
+//! budget. A long prompt (more than a step's budget) is read in chunks over several steps
+//! between the others' decodes instead of stalling their streams for its whole length. A prompt
+//! that fits in one step is never cut: when the rest of this step's budget is too small it waits
+//! for the next step whole, because where a prompt is cut changes its logits a little (and so a
+//! greedy answer), and a chat's answer should not depend on which chats arrived with it.
 //!
 //! Concurrency: pure functions of their arguments.
 
 /// Tokens each lane feeds this step, in lane order (0: it sits this step out). `prompt_left`
-/// holds each lane's unread prompt tokens (0 for a lane that is decoding). The prompt chunks
-/// share `max_step_tokens` less the decodes, but at least one token goes to the oldest unread
-/// prompt, so prompts always progress.
+/// holds each lane's unread prompt tokens (0 for a lane that is decoding). The prompts share
+/// `max_step_tokens` less the decodes; one that fits in a step (`max_step_tokens` or fewer
+/// tokens left) goes whole or waits (and the prompts after it wait too, so prompts are read in
+/// admission order), a longer one is chunked. The first prompt to read this step always gets at
+/// least one token, so prompts always progress.
 pub fn compose(prompt_left: &[usize], max_step_tokens: usize) -> Vec<usize> {
     let decoding = prompt_left.iter().filter(|&&left| left == 0).count();
     let mut budget = max_step_tokens.saturating_sub(decoding).max(1);
+    let mut fed_a_prompt = false;
     prompt_left
         .iter()
         .map(|&left| {
             if left == 0 {
-                1
-            } else {
-                let take = left.min(budget);
-                budget -= take;
-                take
+                return 1;
             }
+            let whole_or_wait = left <= max_step_tokens && left > budget;
+            if whole_or_wait && fed_a_prompt {
+                // It waits, and the prompts after it with it: reading stays in admission order.
+                budget = 0;
+                return 0;
+            }
+            let take = left.min(budget);
+            budget -= take;
+            fed_a_prompt |= take > 0;
+            take
         })
         .collect()
 }
@@ -34,9 +46,20 @@ mod tests {
     fn decodes_always_step_and_prompts_share_the_rest_oldest_first() {
         assert_eq!(compose(&[0, 0, 0], 128), [1, 1, 1]);
         assert_eq!(compose(&[0, 300, 0, 50], 128), [1, 126, 1, 0]);
-        assert_eq!(compose(&[0, 100, 0, 50], 128), [1, 100, 1, 26]);
+        assert_eq!(compose(&[0, 100, 0, 150], 128), [1, 100, 1, 26]);
         assert_eq!(compose(&[40, 40], 128), [40, 40]);
         assert!(compose(&[], 128).is_empty());
+    }
+
+    #[test]
+    fn a_prompt_that_fits_one_step_is_never_cut_it_waits_whole() {
+        // Four short prompts arriving together: the fourth does not fit beside the others and
+        // waits for the next step instead of being cut.
+        assert_eq!(compose(&[35, 35, 35, 35], 128), [35, 35, 35, 0]);
+        assert_eq!(compose(&[0, 0, 0, 35], 128), [1, 1, 1, 35]);
+        assert_eq!(compose(&[0, 100, 0, 50], 128), [1, 100, 1, 0]);
+        // The ones after a waiting prompt wait with it (admission order), decodes still step.
+        assert_eq!(compose(&[100, 50, 20, 0], 128), [100, 0, 0, 1]);
     }
 
     #[test]
