@@ -104,30 +104,28 @@ impl<X: Executor> Task<X> {
         self.announce_prefetched();
     }
 
-    /// Whether one more job of `resource` may be dispatched now: within its room, or (device
-    /// jobs) within the prefetch time.
-    pub(crate) fn has_room(&self, resource: Resource) -> bool {
+    /// The expected device time of `resource`'s next waiting job (zero for a lane job), if it may
+    /// be dispatched now: within the resource's room, or (device jobs) within the prefetch time.
+    /// `None` when the line is empty or full.
+    pub(crate) fn next_to_dispatch(&self, resource: Resource) -> Option<Duration> {
+        let next = self.lines.get(resource).queue.first()?;
+        if resource == Resource::Lane {
+            return (self.running_by[resource as usize] < self.room(resource))
+                .then_some(Duration::ZERO);
+        }
+        let cost = self.expected_cost(&next.job);
         let dispatched = self.running_by[resource as usize];
-        if dispatched < self.room(resource) {
-            return true;
-        }
-        if resource != Resource::Device
-            || self.config.prefetch_time.is_zero()
-            || dispatched >= self.config.max_concurrent + crate::config::MAX_PREFETCH
-        {
-            return false;
-        }
-        let Some(next) = self.lines.get(resource).queue.first() else {
-            return false;
-        };
-        self.device_cost + self.expected_cost(&next.job) <= self.config.prefetch_time
+        let by_count = dispatched < self.room(resource);
+        let by_time = !self.config.prefetch_time.is_zero()
+            && dispatched < self.config.max_concurrent + crate::config::MAX_PREFETCH
+            && self.device_cost + cost <= self.config.prefetch_time;
+        (by_count || by_time).then_some(cost)
     }
 
     pub(crate) fn dispatch_line(&mut self, resource: Resource) {
-        while !self.draining && self.has_room(resource) {
-            let cost = match self.lines.get(resource).queue.first() {
-                Some(next) if resource == Resource::Device => self.expected_cost(&next.job),
-                _ => Duration::ZERO,
+        while !self.draining {
+            let Some(cost) = self.next_to_dispatch(resource) else {
+                break;
             };
             let line = self.lines.get_mut(resource);
             let Some((key, mut w)) = line.queue.pop_first() else {

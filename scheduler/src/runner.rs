@@ -17,7 +17,7 @@ use crate::context::{Emitter, JobStart, RunContext};
 use crate::device::{DeviceHost, Reservation};
 use crate::error::{Error, Failure};
 use crate::event::{Event, JobId};
-use crate::executor::Executor;
+use crate::executor::{Executor, Job};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
@@ -58,14 +58,8 @@ pub(crate) struct Ended<X: Executor> {
 
 /// The runner of one job, as a future for the scheduler task to drive.
 pub(crate) fn run<X: Executor>(spec: RunSpec<X>) -> BoxFuture<'static, Ended<X>> {
-    let span = tracing::info_span!("job", job_id = %spec.id, kind = spec.job_kind());
+    let span = tracing::info_span!("job", job_id = %spec.id, kind = spec.job.kind());
     Box::pin(drive(spec).instrument(span))
-}
-
-impl<X: Executor> RunSpec<X> {
-    fn job_kind(&self) -> &'static str {
-        crate::executor::Job::kind(&self.job)
-    }
 }
 
 async fn drive<X: Executor>(spec: RunSpec<X>) -> Ended<X> {

@@ -9,14 +9,13 @@ use crate::view::{ItemStatus, QueueItem, QueueView};
 
 impl<X: Executor> Task<X> {
     pub(crate) fn view(&mut self) -> QueueView {
-        // The device starts dispatched jobs in dispatch order: the first `max_concurrent` run.
-        // Lane jobs run once their engine has admitted them.
-        let mut dispatched: Vec<&Running<X>> = self
-            .running
-            .values()
-            .filter(|r| r.resource == Resource::Device)
+        // The device starts dispatched jobs in dispatch order (`device_order`): the first
+        // `max_concurrent` run. Lane jobs run once their engine has admitted them.
+        let dispatched: Vec<&Running<X>> = self
+            .device_order
+            .iter()
+            .filter_map(|id| self.running.get(id))
             .collect();
-        dispatched.sort_by_key(|r| r.order);
         let mut in_lanes: Vec<&Running<X>> = self
             .running
             .values()

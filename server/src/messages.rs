@@ -126,9 +126,11 @@ pub fn cached_answer(client_ref: String, hit: &Cached) -> [ServerMessage; 3] {
     ]
 }
 
-/// Serializes a message for the socket.
-pub fn encode(msg: &ServerMessage) -> String {
-    serde_json::to_string(msg).expect("server messages serialize")
+/// Serializes a message for the socket (shared, so a log and its reader hold one copy).
+pub fn encode(msg: &ServerMessage) -> std::sync::Arc<str> {
+    serde_json::to_string(msg)
+        .expect("server messages serialize")
+        .into()
 }
 
 #[cfg(test)]

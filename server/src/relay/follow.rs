@@ -126,9 +126,7 @@ impl Relay {
             if let Some(ended) = st.ended {
                 let keep = now.saturating_duration_since(ended) < window;
                 if !keep {
-                    let freed = std::mem::take(&mut st.bytes);
-                    st.events.clear();
-                    self.bytes.fetch_sub(freed, Ordering::Relaxed);
+                    self.bytes.fetch_sub(st.empty(), Ordering::Relaxed);
                 }
                 return keep;
             }

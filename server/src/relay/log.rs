@@ -64,6 +64,12 @@ impl LogState {
     pub(super) fn next_seq(&self) -> u64 {
         self.first_seq + self.events.len() as u64
     }
+
+    /// Drops every message (the log is leaving the relay); returns the bytes it held.
+    pub(super) fn empty(&mut self) -> usize {
+        self.events.clear();
+        std::mem::take(&mut self.bytes)
+    }
 }
 
 impl ChatLog {
@@ -182,12 +188,13 @@ impl ChatLog {
             freed += st.events.pop_back().map_or(0, |old| old.len());
         }
         for msg in std::iter::once(first).chain(second) {
-            let text: Arc<str> = crate::messages::encode(&msg).into();
+            let text = crate::messages::encode(&msg);
             added += text.len();
             st.events.push_back(text);
         }
         st.last_is_position = is_position;
-        let max_events = self.relay.upgrade().map_or(usize::MAX, |r| r.max_events);
+        let relay = self.relay.upgrade();
+        let max_events = relay.as_ref().map_or(usize::MAX, |r| r.max_events);
         while st.events.len() > max_events {
             freed += st.events.pop_front().map_or(0, |old| old.len());
             st.first_seq += 1;
@@ -203,7 +210,7 @@ impl ChatLog {
             f.notify.notify_one();
         }
         drop(st);
-        if let Some(relay) = self.relay.upgrade() {
+        if let Some(relay) = relay {
             relay.bytes.fetch_add(added, Ordering::Relaxed);
             relay.bytes.fetch_sub(freed, Ordering::Relaxed);
             if relay.bytes.load(Ordering::Relaxed) > relay.max_bytes {
@@ -227,9 +234,7 @@ impl ChatLog {
 
     /// Empties the log (it is being dropped from the relay); returns the bytes it held.
     pub(super) fn clear(&self) -> usize {
-        let mut st = self.state.lock();
-        st.events.clear();
-        std::mem::take(&mut st.bytes)
+        self.state.lock().empty()
     }
 }
 

@@ -6,6 +6,7 @@
 //! Concurrency: owned by its connection's task alone; its calculator jobs' events arrive on its
 //! one sink (the one every one of them carries), and it numbers and serializes them itself.
 
+use super::sink::ConnSink;
 use super::{error, refused, Reply};
 use crate::http::AppState;
 use crate::ids::SessionId;
@@ -41,8 +42,10 @@ pub(super) struct Conn {
     pub(super) follower: Follower,
     /// The chat jobs it follows in the relay, each with the next sequence number to send.
     pub(super) following: HashMap<JobId, u64>,
-    /// Where its calculator jobs' events go (the receiving end is the connection task's).
-    pub(super) sink: EventSink,
+    /// Where its calculator jobs' events go; the connection's task takes them from it.
+    pub(super) sink: std::sync::Arc<ConnSink>,
+    /// Events taken from the sink, kept between turns for their allocation.
+    pub(super) taken: Vec<(turnstile_scheduler::JobId, JobEvent)>,
     /// Its calculator jobs, until their final message.
     pub(super) jobs: HashMap<turnstile_scheduler::JobId, OwnJob>,
 }
@@ -63,13 +66,25 @@ impl Conn {
         let (first, second) = to_messages(&job.label, job.next_seq, event);
         for msg in std::iter::once(first).chain(second) {
             job.next_seq += 1;
-            outgoing.push(crate::messages::encode(&msg).into());
+            outgoing.push(crate::messages::encode(&msg));
         }
         if terminal {
             if let Some(ticket) = self.jobs.remove(&id).and_then(|job| job.ticket) {
                 ticket.disarm();
             }
         }
+    }
+
+    /// Turns every event waiting in the sink into messages; true if one of them goes out at
+    /// once (see `sink`).
+    pub(super) fn take_events(&mut self, outgoing: &mut Vec<std::sync::Arc<str>>) -> bool {
+        let mut taken = std::mem::take(&mut self.taken);
+        let urgent = self.sink.take(&mut taken);
+        for (id, event) in taken.drain(..) {
+            self.on_event(id, event, outgoing);
+        }
+        self.taken = taken;
+        urgent
     }
 
     /// Collects a slice of every followed job's new messages (asking to be woken again when more
@@ -192,7 +207,7 @@ impl Conn {
                 let submitted = self.state.scheduler.submit(
                     work,
                     self.party.clone(),
-                    std::sync::Arc::clone(&self.sink),
+                    std::sync::Arc::clone(&self.sink) as EventSink,
                 );
                 return match submitted {
                     Ok(ticket) => {

@@ -151,14 +151,13 @@ async fn serve(
             notify: Arc::new(Notify::new()),
         },
         following: HashMap::new(),
-        sink: Arc::clone(&sink) as crate::job::EventSink,
+        sink: Arc::clone(&sink),
+        taken: Vec::new(),
         jobs: HashMap::new(),
     };
     let notify = Arc::clone(&c.follower.notify);
     // Messages ready to go: written together, in one flush.
     let mut outgoing: Vec<Arc<str>> = Vec::new();
-    // Events taken from the sink, reused between turns.
-    let mut events = Vec::new();
     // While only early messages (`accepted`, `started`) wait: when they go anyway
     // (one timer, re-armed, not one per turn).
     let mut flush_by: Option<tokio::time::Instant> = None;
@@ -180,10 +179,10 @@ async fn serve(
                 frame = input.next() => match frame {
                     Some(Ok(Message::Text(text))) => {
                         for reply in c.handle_text(text.as_str()).await {
-                            outgoing.push(encode(&reply));
+                            outgoing.push(crate::messages::encode(&reply));
                         }
                     }
-                    Some(Ok(Message::Binary(_))) => outgoing.push(encode(&error(None, ErrorCode::BadMessage,
+                    Some(Ok(Message::Binary(_))) => outgoing.push(crate::messages::encode(&error(None, ErrorCode::BadMessage,
                         "binary frames are not supported; send JSON text frames".into()))),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) | None => break Ending::Client,
@@ -194,16 +193,10 @@ async fn serve(
                 },
                 _ = &mut sink_woken => {
                     sink_woken.set(sink.wake.notified());
-                    now = sink.take(&mut events);
-                    for (id, event) in events.drain(..) {
-                        c.on_event(id, event, &mut outgoing);
-                    }
+                    now = c.take_events(&mut outgoing);
                 }
                 _ = &mut flush_timer, if flush_by.is_some() => {
-                    sink.take(&mut events);
-                    for (id, event) in events.drain(..) {
-                        c.on_event(id, event, &mut outgoing);
-                    }
+                    c.take_events(&mut outgoing);
                 }
                 _ = &mut log_grew => {
                     log_grew.set(notify.notified());
@@ -241,10 +234,7 @@ async fn serve(
         let grace = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
         sink.set_lazy(false);
         loop {
-            sink.take(&mut events);
-            for (id, event) in events.drain(..) {
-                c.on_event(id, event, &mut outgoing);
-            }
+            c.take_events(&mut outgoing);
             c.drain(&mut outgoing);
             if write(&mut out, std::mem::take(&mut outgoing), write_timeout)
                 .await
@@ -326,12 +316,6 @@ async fn write(
         Ok(Err(_)) => Err(Ending::Client),
         Err(_) => Err(Ending::TooSlow),
     }
-}
-
-fn encode(msg: &ServerMessage) -> Arc<str> {
-    serde_json::to_string(msg)
-        .expect("server messages serialize")
-        .into()
 }
 
 fn error(client_ref: Option<String>, code: ErrorCode, message: String) -> ServerMessage {
