@@ -54,6 +54,17 @@ if [ $want_test -eq 1 ] && ! dpkg -s nginx >/dev/null 2>&1; then
     $SUDO update-rc.d nginx disable >/dev/null 2>&1 || true
   fi
 fi
+# The shared queue's tests (cluster/, server/tests/cluster*.rs) and `make cluster` start their
+# own redis-server in a temporary directory; the package's system service is not wanted.
+if [ $want_test -eq 1 ] && ! command -v redis-server >/dev/null 2>&1; then
+  apt_install redis-server
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/redis-server ]; then
+    $SUDO /etc/init.d/redis-server stop >/dev/null 2>&1 || true
+    $SUDO update-rc.d redis-server disable >/dev/null 2>&1 || true
+  fi
+fi
 
 source scripts/env.sh
 

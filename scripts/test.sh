@@ -13,7 +13,7 @@ scripts/model.sh
 
 echo "test: cargo test (unit + integration)"
 # Not --workspace: that would unify the browser-only `hydrate` features into the server build.
-cargo test -p app -p server -p turnstile-load -p turnstile-llm -p turnstile-calc -p turnstile-scheduler --no-fail-fast
+cargo test -p app -p server -p turnstile-load -p turnstile-llm -p turnstile-calc -p turnstile-scheduler -p turnstile-cluster --no-fail-fast
 
 echo "test: building the site for the browser suite"
 scripts/build.sh

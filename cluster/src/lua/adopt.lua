@@ -1,0 +1,7 @@
+-- Makes another instance the owner of a job (its client resumed there): the job's later events
+-- go to that instance's stream. ARGV: prefix, id, owner. Returns the job's state, or false.
+local job = key('job', ARGV[2])
+local state = redis.call('HGET', job, 'state')
+if not state then return false end
+redis.call('HSET', job, 'owner', ARGV[3])
+return state

@@ -1,0 +1,40 @@
+-- Shared helpers, prepended to every script (scripts.rs). Keys are built from the prefix in
+-- ARGV[1]; this is for one Redis server (or a primary with replicas), not Redis Cluster.
+local P = ARGV[1]
+local function key(...) return P .. ':' .. table.concat({...}, ':') end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- Records one change of a line's order in the change stream every instance follows; `c` numbers
+-- changes without gaps, so a follower that missed some (a trimmed stream) knows to resynchronise.
+local function changed(op, line, member, score)
+  local c = redis.call('INCR', key('cseq'))
+  redis.call('XADD', key('changes'), 'MAXLEN', '~', 100000, '*',
+    'c', c, 'op', op, 'l', line, 'm', member, 's', score)
+end
+local function waiting_delta(party, d)
+  redis.call('INCRBY', key('nwaiting'), d)
+  local n = redis.call('HINCRBY', key('pwaiting'), party, d)
+  if n <= 0 then redis.call('HDEL', key('pwaiting'), party) end
+end
+-- Appends one event to the job's own stream (read by `resume` from any instance) and to its
+-- owner instance's stream (what that instance follows); returns the event's seq.
+local function append(id, job, event, ttl_ms)
+  local seq = redis.call('HINCRBY', job, 'eseq', 1)
+  local ev = key('ev', id)
+  redis.call('XADD', ev, 'MAXLEN', '~', 10000, '*', 'q', seq, 'e', event)
+  redis.call('PEXPIRE', ev, ttl_ms)
+  local owner = redis.call('HGET', job, 'owner')
+  if owner then
+    redis.call('XADD', key('inst', owner), 'MAXLEN', '~', 100000, '*', 'j', id, 'q', seq, 'e', event)
+  end
+  return seq
+end
+-- A job that ended: nothing more may be written for it, and it is forgotten after `ttl_ms`.
+local function ended(id, job, ttl_ms)
+  redis.call('HSET', job, 'state', 'done')
+  redis.call('HDEL', job, 'payload')
+  redis.call('ZREM', key('leases'), id)
+  redis.call('PEXPIRE', job, ttl_ms)
+end
