@@ -51,7 +51,11 @@ pub async fn follow(
     let mut ids = Vec::with_capacity(streams.len());
     for s in &streams {
         let last: redis::streams::StreamRangeReply = conn.xrevrange_count(s, "+", "-", 1).await?;
-        ids.push(last.ids.first().map_or_else(|| "0-0".to_owned(), |e| e.id.clone()));
+        ids.push(
+            last.ids
+                .first()
+                .map_or_else(|| "0-0".to_owned(), |e| e.id.clone()),
+        );
     }
     Ok(tokio::spawn(async move {
         let opts = StreamReadOptions::default()
@@ -101,17 +105,23 @@ pub async fn follow(
 
 /// A field as text.
 pub fn text(fields: &HashMap<String, Value>, name: &str) -> Option<String> {
-    fields.get(name).and_then(|v| String::from_redis_value_ref(v).ok())
+    fields
+        .get(name)
+        .and_then(|v| String::from_redis_value_ref(v).ok())
 }
 
 /// A field as a number.
 pub fn number(fields: &HashMap<String, Value>, name: &str) -> Option<u64> {
-    fields.get(name).and_then(|v| u64::from_redis_value_ref(v).ok())
+    fields
+        .get(name)
+        .and_then(|v| u64::from_redis_value_ref(v).ok())
 }
 
 /// A field as bytes.
 pub fn bytes(fields: &HashMap<String, Value>, name: &str) -> Option<Vec<u8>> {
-    fields.get(name).and_then(|v| Vec::<u8>::from_redis_value_ref(v).ok())
+    fields
+        .get(name)
+        .and_then(|v| Vec::<u8>::from_redis_value_ref(v).ok())
 }
 
 /// The `(seq, bytes)` pairs of stream entries with a seq field and a bytes field.

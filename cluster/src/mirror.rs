@@ -102,9 +102,18 @@ impl Mirror {
         for (line, order) in &snapshot.lines {
             let mut q = WaitQueue::default();
             for (member, score) in order {
-                let Some((key, id)) = key_of(member, *score) else { continue };
+                let Some((key, id)) = key_of(member, *score) else {
+                    continue;
+                };
                 let watched = self.watched.contains(id);
-                let position = q.push(key, Entry { id: id.to_owned(), watched, told: 0 });
+                let position = q.push(
+                    key,
+                    Entry {
+                        id: id.to_owned(),
+                        watched,
+                        told: 0,
+                    },
+                );
                 if watched && told.get(id) != Some(&position) {
                     moved.push((id.to_owned(), position));
                 }
@@ -133,7 +142,14 @@ impl Mirror {
         let q = self.lines.entry(change.line.clone()).or_default();
         if change.added {
             let watched = self.watched.contains(id);
-            q.push(key, Entry { id: id.to_owned(), watched, told: 0 });
+            q.push(
+                key,
+                Entry {
+                    id: id.to_owned(),
+                    watched,
+                    told: 0,
+                },
+            );
         } else {
             q.remove(&key);
         }

@@ -303,7 +303,11 @@ impl SharedQueue {
     }
 
     /// Cancels a job wherever it is; a waiting one ends with `cancelled_event`.
-    pub async fn cancel(&self, id: &str, cancelled_event: &[u8]) -> Result<CancelOutcome, QueueError> {
+    pub async fn cancel(
+        &self,
+        id: &str,
+        cancelled_event: &[u8],
+    ) -> Result<CancelOutcome, QueueError> {
         let v: String = self
             .scripts
             .cancel
@@ -364,7 +368,10 @@ impl SharedQueue {
             let mut order = Vec::with_capacity(flat.len() / 2);
             let mut f = flat.iter();
             while let (Some(m), Some(s)) = (f.next(), f.next()) {
-                order.push((String::from_redis_value_ref(m)?, u64::from_redis_value_ref(s)?));
+                order.push((
+                    String::from_redis_value_ref(m)?,
+                    u64::from_redis_value_ref(s)?,
+                ));
             }
             out.lines.push(((*line).to_owned(), order));
         }
@@ -372,7 +379,11 @@ impl SharedQueue {
     }
 
     /// The job's events after `after_seq`, in order (for `resume`).
-    pub async fn events_after(&self, id: &str, after_seq: u64) -> Result<Vec<(u64, Vec<u8>)>, QueueError> {
+    pub async fn events_after(
+        &self,
+        id: &str,
+        after_seq: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, QueueError> {
         let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
             .arg(self.keys.events(id))
             .arg("-")

@@ -69,7 +69,14 @@ impl RedisServer {
             .arg(dir.join("redis.sock"))
             .args(["--unixsocketperm", "700", "--dir"])
             .arg(dir)
-            .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -8,7 +8,6 @@
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::LazyLock;
 use turnstile_cluster::testkit::RedisServer;
 use turnstile_cluster::{Change, Mirror, NewJob, QueueConfig, Refusal, SharedQueue};
 use turnstile_scheduler::fair::{FairClock, Tags};
@@ -16,13 +15,18 @@ use turnstile_scheduler::{Party, QueueKey, QueueOrder};
 
 const LINES: [&str; 2] = ["device", "lane"];
 
-static REDIS: LazyLock<RedisServer> = LazyLock::new(RedisServer::start);
 static CASE: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Clone, Debug)]
 enum Op {
-    Enqueue { line: usize, party: usize, cost: u64 },
-    Claim { line: usize },
+    Enqueue {
+        line: usize,
+        party: usize,
+        cost: u64,
+    },
+    Claim {
+        line: usize,
+    },
     Cancel(usize),
 }
 
@@ -56,8 +60,17 @@ fn weight(party: usize) -> u32 {
     [1, 1, 2, 4, 1, 3][party]
 }
 
-fn run(fifo: bool, max_waiting: u64, max_per_party: u64, ops: &[Op]) -> Result<(), TestCaseError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+fn run(
+    redis: &RedisServer,
+    fifo: bool,
+    max_waiting: u64,
+    max_per_party: u64,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let prefix = format!("case{}", CASE.fetch_add(1, Ordering::Relaxed));
         let config = QueueConfig {
@@ -67,8 +80,12 @@ fn run(fifo: bool, max_waiting: u64, max_per_party: u64, ops: &[Op]) -> Result<(
             max_waiting_per_party: max_per_party,
             ..QueueConfig::default()
         };
-        let q = SharedQueue::connect(&REDIS.url(), config).await.unwrap();
-        let order = if fifo { QueueOrder::Fifo } else { QueueOrder::Fair };
+        let q = SharedQueue::connect(&redis.url(), config).await.unwrap();
+        let order = if fifo {
+            QueueOrder::Fifo
+        } else {
+            QueueOrder::Fair
+        };
         let mut m = Model {
             clocks: [FairClock::new(order), FairClock::new(order)],
             lines: [BTreeMap::new(), BTreeMap::new()],
@@ -105,7 +122,10 @@ fn run(fifo: bool, max_waiting: u64, max_per_party: u64, ops: &[Op]) -> Result<(
                         Err(Refusal::RateLimited)
                     } else {
                         m.seq += 1;
-                        let p = Party { key: format!("p{party}").into(), weight: weight(*party) };
+                        let p = Party {
+                            key: format!("p{party}").into(),
+                            weight: weight(*party),
+                        };
                         let tags = m.clocks[*line].tag(&p, *cost, m.seq);
                         m.lines[*line].insert(tags.key, id.clone());
                         m.tags.insert(id.clone(), (*line, p, tags));
@@ -164,7 +184,12 @@ fn run(fifo: bool, max_waiting: u64, max_per_party: u64, ops: &[Op]) -> Result<(
                 let redis_order: Vec<String> = snapshot.lines[i]
                     .1
                     .iter()
-                    .map(|(member, _)| turnstile_cluster::split_member(member).unwrap().1.to_owned())
+                    .map(|(member, _)| {
+                        turnstile_cluster::split_member(member)
+                            .unwrap()
+                            .1
+                            .to_owned()
+                    })
                     .collect();
                 prop_assert_eq!(&redis_order, &want, "line {} in redis", line);
                 prop_assert_eq!(&mirror.order(line), &want, "line {} in the mirror", line);
@@ -180,25 +205,41 @@ fn run(fifo: bool, max_waiting: u64, max_per_party: u64, ops: &[Op]) -> Result<(
     })
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
-
-    #[test]
-    fn fair_order_matches_the_in_process_queue(ops in prop::collection::vec(op(), 1..80)) {
-        run(false, 0, 0, &ops)?;
+/// Runs `cases` random cases against one redis-server, started here and stopped at the end
+/// (a static would outlive the test process's destructors and leave the server running).
+fn check<S: Strategy>(
+    cases: u32,
+    strategy: S,
+    case: impl Fn(&RedisServer, S::Value) -> Result<(), TestCaseError>,
+) {
+    let redis = RedisServer::start();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    });
+    if let Err(e) = runner.run(&strategy, |v| case(&redis, v)) {
+        panic!("{e}");
     }
+}
 
-    #[test]
-    fn fifo_order_matches_the_in_process_queue(ops in prop::collection::vec(op(), 1..60)) {
-        run(true, 0, 0, &ops)?;
-    }
+#[test]
+fn fair_order_matches_the_in_process_queue() {
+    check(96, prop::collection::vec(op(), 1..80), |redis, ops| {
+        run(redis, false, 0, 0, &ops)
+    });
+}
 
-    #[test]
-    fn caps_refuse_as_the_scheduler_does(
-        max_waiting in 1..8u64,
-        max_per_party in 1..4u64,
-        ops in prop::collection::vec(op(), 1..60),
-    ) {
-        run(false, max_waiting, max_per_party, &ops)?;
-    }
+#[test]
+fn fifo_order_matches_the_in_process_queue() {
+    check(64, prop::collection::vec(op(), 1..60), |redis, ops| {
+        run(redis, true, 0, 0, &ops)
+    });
+}
+
+#[test]
+fn caps_refuse_as_the_scheduler_does() {
+    let cases = (1..8u64, 1..4u64, prop::collection::vec(op(), 1..60));
+    check(96, cases, |redis, (max_waiting, max_per_party, ops)| {
+        run(redis, false, max_waiting, max_per_party, &ops)
+    });
 }

@@ -38,14 +38,35 @@ async fn a_fenced_out_worker_can_neither_append_nor_finish_and_a_job_is_retried_
     let first = q.claim("device", "w1").await.unwrap().unwrap();
     assert_eq!((first.id.as_str(), first.attempts), ("a", 0));
     assert_eq!(q.renew("a", first.fence).await.unwrap(), Renewal::Kept);
-    assert_eq!(q.emit("a", first.fence, b"started", false, false).await.unwrap(), Some(1));
+    assert_eq!(
+        q.emit("a", first.fence, b"started", false, false)
+            .await
+            .unwrap(),
+        Some(1)
+    );
 
     // The worker stalls past its lease: the reaper takes the job back, to its original place
     // (ahead of b, which arrived later).
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(q.reap(b"failed", b"cancelled", 100).await.unwrap(), Reaped { requeued: 1, failed: 0 });
-    assert_eq!(q.emit("a", first.fence, b"late", false, false).await.unwrap(), None);
-    assert_eq!(q.emit("a", first.fence, b"done", true, false).await.unwrap(), None);
+    assert_eq!(
+        q.reap(b"failed", b"cancelled", 100).await.unwrap(),
+        Reaped {
+            requeued: 1,
+            failed: 0
+        }
+    );
+    assert_eq!(
+        q.emit("a", first.fence, b"late", false, false)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        q.emit("a", first.fence, b"done", true, false)
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(q.renew("a", first.fence).await.unwrap(), Renewal::Lost);
     let again = q.claim("device", "w2").await.unwrap().unwrap();
     assert_eq!((again.id.as_str(), again.attempts), ("a", 1));
@@ -53,11 +74,31 @@ async fn a_fenced_out_worker_can_neither_append_nor_finish_and_a_job_is_retried_
 
     // Lost a second time: it fails (never a third run).
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(q.reap(b"failed", b"cancelled", 100).await.unwrap(), Reaped { requeued: 0, failed: 1 });
-    assert_eq!(q.emit("a", again.fence, b"done", true, false).await.unwrap(), None);
-    let events: Vec<Vec<u8>> = q.events_after("a", 0).await.unwrap().into_iter().map(|e| e.1).collect();
+    assert_eq!(
+        q.reap(b"failed", b"cancelled", 100).await.unwrap(),
+        Reaped {
+            requeued: 0,
+            failed: 1
+        }
+    );
+    assert_eq!(
+        q.emit("a", again.fence, b"done", true, false)
+            .await
+            .unwrap(),
+        None
+    );
+    let events: Vec<Vec<u8>> = q
+        .events_after("a", 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
     assert_eq!(events, vec![b"started".to_vec(), b"failed".to_vec()]);
-    assert_eq!(q.cancel("a", b"cancelled").await.unwrap(), CancelOutcome::Ended);
+    assert_eq!(
+        q.cancel("a", b"cancelled").await.unwrap(),
+        CancelOutcome::Ended
+    );
     // b was untouched.
     assert_eq!(q.claim("device", "w2").await.unwrap().unwrap().id, "b");
 }
@@ -68,11 +109,28 @@ async fn a_job_that_streamed_output_fails_instead_of_running_again() {
     let q = queue(&redis, 80).await;
     q.enqueue(job("chat", "p1")).await.unwrap().unwrap();
     let c = q.claim("device", "w1").await.unwrap().unwrap();
-    assert_eq!(q.emit("chat", c.fence, b"token", false, true).await.unwrap(), Some(1));
+    assert_eq!(
+        q.emit("chat", c.fence, b"token", false, true)
+            .await
+            .unwrap(),
+        Some(1)
+    );
     tokio::time::sleep(Duration::from_millis(120)).await;
-    assert_eq!(q.reap(b"failed", b"cancelled", 100).await.unwrap(), Reaped { requeued: 0, failed: 1 });
+    assert_eq!(
+        q.reap(b"failed", b"cancelled", 100).await.unwrap(),
+        Reaped {
+            requeued: 0,
+            failed: 1
+        }
+    );
     assert!(q.claim("device", "w1").await.unwrap().is_none());
-    let seqs: Vec<u64> = q.events_after("chat", 0).await.unwrap().into_iter().map(|e| e.0).collect();
+    let seqs: Vec<u64> = q
+        .events_after("chat", 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
     assert_eq!(seqs, vec![1, 2]);
     assert_eq!(q.events_after("chat", 1).await.unwrap()[0].1, b"failed");
 }
@@ -90,16 +148,30 @@ async fn cancel_works_from_anywhere_and_reaches_the_running_worker() {
     q.enqueue(job("run", "p1")).await.unwrap().unwrap();
     q.enqueue(job("wait", "p2")).await.unwrap().unwrap();
     let running = q.claim("device", "w1").await.unwrap().unwrap();
-    assert_eq!(other.cancel("wait", b"cancelled").await.unwrap(), CancelOutcome::Removed);
-    assert_eq!(other.cancel("run", b"cancelled").await.unwrap(), CancelOutcome::Signalled);
-    assert_eq!(other.cancel("nope", b"cancelled").await.unwrap(), CancelOutcome::Unknown);
-    assert_eq!(q.renew("run", running.fence).await.unwrap(), Renewal::CancelRequested);
+    assert_eq!(
+        other.cancel("wait", b"cancelled").await.unwrap(),
+        CancelOutcome::Removed
+    );
+    assert_eq!(
+        other.cancel("run", b"cancelled").await.unwrap(),
+        CancelOutcome::Signalled
+    );
+    assert_eq!(
+        other.cancel("nope", b"cancelled").await.unwrap(),
+        CancelOutcome::Unknown
+    );
+    assert_eq!(
+        q.renew("run", running.fence).await.unwrap(),
+        Renewal::CancelRequested
+    );
 
     // The owner instance hears the waiting job's end; the worker hears the running one's cancel.
     let mut heard = vec![];
     while heard.len() < 2 {
         let Some(Followed::Entry { stream, fields }) =
-            tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap()
+            tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .unwrap()
         else {
             panic!("the follower stopped")
         };
@@ -114,7 +186,12 @@ async fn cancel_works_from_anywhere_and_reaches_the_running_worker() {
             (q.keys().instance("web1"), "wait".to_owned()),
         ]
     );
-    assert_eq!(q.emit("run", running.fence, b"cancelled", true, false).await.unwrap(), Some(1));
+    assert_eq!(
+        q.emit("run", running.fence, b"cancelled", true, false)
+            .await
+            .unwrap(),
+        Some(1)
+    );
     stop.cancel();
     follower.await.unwrap();
 }
@@ -140,7 +217,11 @@ async fn the_queue_survives_a_redis_restart_from_its_append_only_file() {
         }
     }
     assert_eq!(claimed.unwrap().id, "y", "the order survived");
-    assert_eq!(q.renew("x", x.fence).await.unwrap(), Renewal::Kept, "so did the lease");
+    assert_eq!(
+        q.renew("x", x.fence).await.unwrap(),
+        Renewal::Kept,
+        "so did the lease"
+    );
     let snapshot = q.snapshot(&["device"]).await.unwrap();
     assert_eq!(snapshot.lines[0].1.len(), 1);
 }
