@@ -12,6 +12,26 @@ use std::time::Duration;
 #[derive(Clone, Debug, Parser)]
 #[command(name = "turnstile", version, about)]
 pub struct Config {
+    /// What this process is: `serve` (the web app; with `--queue`, a web instance of a
+    /// deployment that owns no device) or `worker` (a device worker of a deployment: it claims
+    /// jobs from `--queue` and runs them on its device; it serves no pages).
+    #[arg(value_enum, default_value_t = Role::Serve)]
+    pub role: Role,
+
+    /// A deployment's shared queue in Redis (`redis://host:port/db`, `redis+unix:///path`, or a
+    /// Unix socket's path). Without it everything runs in this process (the default).
+    #[arg(long, env = "TURNSTILE_QUEUE")]
+    pub queue: Option<String>,
+
+    /// Prefix of the shared queue's keys (deployments sharing one Redis need their own).
+    #[arg(long, env = "TURNSTILE_QUEUE_PREFIX", default_value = "turnstile")]
+    pub queue_prefix: String,
+
+    /// How long a worker's claim on a running job lasts without a renewal; a job whose worker
+    /// went silent this long goes back to its place once (or fails, if it had streamed output).
+    #[arg(long, env = "TURNSTILE_LEASE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub lease: Duration,
+
     /// Address to listen on. (cargo-leptos sets LEPTOS_SITE_ADDR; it is honoured too.)
     #[arg(long, env = "TURNSTILE_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
@@ -332,6 +352,27 @@ impl Config {
             }
         }
         config
+    }
+}
+
+/// What a process of a deployment does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The web app (and, without `--queue`, the device too).
+    Serve,
+    /// A device worker of a deployment sharing `--queue`.
+    Worker,
+}
+
+impl Config {
+    /// The shared queue's address as the Redis client takes it (a bare path is a Unix socket).
+    pub fn queue_url(&self) -> Option<String> {
+        let q = self.queue.as_deref()?;
+        Some(if q.starts_with('/') {
+            format!("redis+unix://{q}")
+        } else {
+            q.to_owned()
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use axum::Json;
 use std::time::Duration;
 
 /// Why a job did not produce a result.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum JobError {
     /// The job cannot be computed as asked; the text says what to change.
     #[error("{0}")]

@@ -19,8 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use turnstile_scheduler::{Executor, Job, Resource};
 
-/// The scheduler, for this server's jobs.
-pub type Scheduler = turnstile_scheduler::Scheduler<JobExecutor>;
 /// What a dispatched job may use (device, cancellation, events).
 pub type RunContext = turnstile_scheduler::RunContext<JobExecutor>;
 /// Sends one job's events.
@@ -29,11 +27,9 @@ pub type Emitter = turnstile_scheduler::Emitter<JobExecutor>;
 pub type JobEvent = turnstile_scheduler::Event<JobExecutor>;
 /// Where a job's events go.
 pub type EventSink = turnstile_scheduler::EventSink<JobExecutor>;
-/// A submitted job; dropping it cancels the job.
-pub type JobTicket = turnstile_scheduler::JobTicket<JobExecutor>;
 
-/// A job for the device.
-#[derive(Clone, Debug, PartialEq)]
+/// A job for the device. (Serialized only to cross between machines in the shared queue.)
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Work {
     /// A tensor calculator job.
     Calc(CalcJob),
@@ -59,7 +55,7 @@ impl Job for Work {
 }
 
 /// A chat completion: the conversation to answer, oldest message first.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChatWork {
     /// The messages the model reads; the last is the one it answers.
     pub messages: Vec<ChatTurn>,
@@ -68,7 +64,7 @@ pub struct ChatWork {
 }
 
 /// Sampling settings a request may override.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChatParams {
     /// Most tokens to generate (capped by the server's maximum).
     pub max_tokens: Option<u32>,
@@ -81,7 +77,7 @@ pub struct ChatParams {
 }
 
 /// What a running job reports before its end.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Progress {
     /// (Chat) waiting for the model to load, with the fraction done when known.
     Loading {
@@ -96,7 +92,7 @@ pub enum Progress {
 }
 
 /// What a finished job produced.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// A calculator result.
     Tensor {

@@ -10,6 +10,8 @@
 //!   [`messages`] (scheduler events to wire messages);
 //! - the parts: [`faults`], [`limits`], [`store`], [`relay`] (chat logs), [`model`], [`calc`],
 //!   [`chat`], [`party`], and [`config`], built from the parts' own config types;
+//! - where jobs go: [`queue`] (the in-process scheduler or, for a deployment of many machines,
+//!   [`cluster`]: the shared queue in Redis, a web instance's front and a device worker);
 //! - [`http`]: every handler and middleware, the router, the application state, [`run`].
 //!
 //! The scheduler itself is the `turnstile-scheduler` crate, which knows none of these.
@@ -20,6 +22,7 @@ pub mod cache;
 pub mod calc;
 pub mod chat;
 pub mod client_addr;
+pub mod cluster;
 pub mod config;
 pub mod device;
 pub mod error;
@@ -33,7 +36,8 @@ pub mod metrics;
 pub mod model;
 pub mod party;
 pub mod process;
+pub mod queue;
 pub mod relay;
 pub mod store;
 
-pub use http::{app, run, state, AppState};
+pub use http::{app, run, run_worker, state, AppState};

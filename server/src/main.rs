@@ -30,6 +30,9 @@ async fn serve(config: Config) -> std::io::Result<()> {
         Ok(n) => tracing::debug!(limit = n, "open-files limit"),
         Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
     }
+    if config.role == turnstile_server::config::Role::Worker {
+        return turnstile_server::run_worker(config, shutdown_signal()).await;
+    }
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     turnstile_server::run(listener, config, shutdown_signal()).await
 }

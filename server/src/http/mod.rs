@@ -98,6 +98,48 @@ pub fn app(state: AppState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
+/// Runs a device worker of a deployment (`turnstile worker --queue ...`): the device, the model
+/// and the in-process scheduler as in one process, fed by jobs claimed from the shared queue
+/// instead of by clients; no pages are served. Stops claiming when `shutdown` resolves, lets its
+/// running jobs finish (up to the drain timeout), and returns.
+pub async fn run_worker(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let url = config
+        .queue_url()
+        .ok_or_else(|| std::io::Error::other("a worker needs --queue (the deployment's Redis)"))?;
+    let stop = CancellationToken::new();
+    let queue = state::shared_queue(&config, &url).await?;
+    let capacity = crate::cluster::worker::Capacity {
+        device: config.max_concurrent.max(1) + config.prefetch,
+        lane: config.chat.chat_lanes.max(1),
+    };
+    let addr = config.addr;
+    let drain_timeout = config.drain_timeout;
+    let app = state(config, addr, stop.clone()).await?;
+    let crate::queue::JobQueue::Local(scheduler) = app.scheduler.clone() else {
+        return Err(std::io::Error::other("a worker's scheduler is its own"));
+    };
+    let claiming = CancellationToken::new();
+    let worker = tokio::spawn(crate::cluster::worker::run(
+        queue,
+        scheduler.clone(),
+        capacity,
+        claiming.clone(),
+    ));
+    shutdown.await;
+    tracing::info!("worker shutting down: no new claims; the running jobs may finish");
+    claiming.cancel();
+    match tokio::time::timeout(drain_timeout, worker).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the worker stopped with an error"),
+        Ok(_) => {}
+        Err(_) => scheduler.cancel_running(),
+    }
+    stop.cancel();
+    Ok(())
+}
+
 /// Serves Turnstile on `listener` until `shutdown` resolves, then shuts down gracefully: no new
 /// job is accepted (`shutting_down`), waiting jobs are told to retry, running jobs get up to
 /// `--drain-timeout` to finish (then they are cancelled), WebSocket connections are closed as

@@ -10,7 +10,8 @@
 use crate::error::{http_status, retry_after_secs, JobError};
 use crate::http::AppState;
 use crate::job::{ChatParams, ChatWork, Work};
-use crate::job::{JobEvent, JobTicket, Outcome, Progress};
+use crate::job::{JobEvent, Outcome, Progress};
+use crate::queue::Ticket as JobTicket;
 use app::chat::{ChatTurn, ChatUsage, FinishReason, Role};
 use app::error_code::ErrorCode;
 use app::openai::{

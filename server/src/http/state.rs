@@ -13,9 +13,10 @@ use crate::device;
 use crate::device::{CpuBackend, DeviceHost};
 use crate::faults;
 use crate::job;
-use crate::job::{JobExecutor, Scheduler};
+use crate::job::JobExecutor;
 use crate::limits;
 use crate::metrics;
+use crate::queue::{JobQueue, LocalScheduler};
 use crate::relay::Relay;
 use crate::store;
 use axum::extract::FromRef;
@@ -32,8 +33,8 @@ use turnstile_scheduler::SchedulerConfig;
 pub struct AppState {
     /// Where the site's files are and what the hydration scripts are called.
     pub leptos_options: LeptosOptions,
-    /// The one scheduler.
-    pub scheduler: Scheduler,
+    /// Where jobs go: the one in-process scheduler, or the shared queue of a deployment.
+    pub scheduler: JobQueue,
     /// The device, for health and stats.
     pub device: Arc<DeviceHost>,
     /// Sessions, conversations and messages.
@@ -124,7 +125,7 @@ pub async fn state(
     )
     .map_err(std::io::Error::other)?;
     let metrics = Arc::new(metrics::Metrics::new());
-    let scheduler = Scheduler::spawn(
+    let local = LocalScheduler::spawn(
         SchedulerConfig {
             max_concurrent: config.max_concurrent.max(1),
             lanes: config.chat.chat_lanes.max(1),
@@ -150,6 +151,22 @@ pub async fn state(
         Arc::clone(&metrics) as Arc<dyn turnstile_scheduler::Observer>,
         shutdown.clone(),
     );
+    let scheduler = match config.queue_url() {
+        Some(url) if config.role == crate::config::Role::Serve => {
+            let queue = shared_queue(&config, &url).await?;
+            let front = crate::cluster::SharedFront::start(
+                queue,
+                Arc::clone(local.executor()),
+                config.position_interval,
+                shutdown.clone(),
+            )
+            .await
+            .map_err(|e| std::io::Error::other(format!("the shared queue: {e}")))?;
+            tracing::info!("web instance of a deployment: jobs go to the shared queue");
+            JobQueue::Shared { front, idle: local }
+        }
+        _ => JobQueue::Local(local),
+    };
     let relay = Relay::new(
         config.chat.resume_window,
         config.chat.resume_max_events,
@@ -192,6 +209,24 @@ pub async fn state(
         connections: Arc::new(AtomicUsize::new(0)),
         ws_refused: Arc::new(std::sync::atomic::AtomicU64::new(0)),
     })
+}
+
+/// Connects to the deployment's shared queue, with the settings every process must share.
+pub async fn shared_queue(
+    config: &Config,
+    url: &str,
+) -> std::io::Result<turnstile_cluster::SharedQueue> {
+    let settings = turnstile_cluster::QueueConfig {
+        prefix: config.queue_prefix.clone(),
+        fifo: config.queue_order == turnstile_scheduler::QueueOrder::Fifo,
+        max_waiting: config.max_waiting as u64,
+        max_waiting_per_party: config.max_waiting_per_session as u64,
+        lease: config.lease,
+        resume_window: config.chat.resume_window,
+    };
+    turnstile_cluster::SharedQueue::connect(url, settings)
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot reach the shared queue: {e}")))
 }
 
 /// Once at start and then hourly: deletes conversations older than the retention.

@@ -6,8 +6,9 @@
 
 use super::{Follower, Persist, Relay};
 use crate::ids::SessionId;
-use crate::job::{JobEvent, JobExecutor, JobTicket, Progress};
+use crate::job::{JobEvent, JobExecutor, Progress};
 use crate::messages::{to_messages, JobLabel};
+use crate::queue::Ticket as JobTicket;
 use app::chat::{MessageStatus, Role};
 use app::protocol::ServerMessage;
 use parking_lot::{Mutex, MutexGuard};

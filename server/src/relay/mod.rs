@@ -26,8 +26,9 @@ mod log;
 use self::log::{ChatLog, ChatSink};
 use crate::error::JobError;
 use crate::ids::SessionId;
-use crate::job::{Scheduler, Work};
+use crate::job::Work;
 use crate::messages::JobLabel;
+use crate::queue::JobQueue;
 use crate::store::Store;
 use app::chat::ConversationId;
 use app::protocol::JobId;
@@ -131,7 +132,7 @@ impl Relay {
     /// Queues a chat with the scheduler; its log is its event sink.
     pub fn submit(
         self: &Arc<Self>,
-        scheduler: &Scheduler,
+        scheduler: &JobQueue,
         work: Work,
         sub: Submission,
     ) -> Result<JobId, JobError> {

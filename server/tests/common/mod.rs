@@ -164,3 +164,38 @@ pub fn sleep_job(ms: u64) -> serde_json::Value {
 pub fn matmul_job() -> serde_json::Value {
     serde_json::json!({"kind":"calc","op":"matmul","a":{"shape":[2,2],"data":[1,2,3,4]},"b":{"shape":[2,2],"data":[5,6,7,8]}})
 }
+
+/// A device worker of a deployment, in this process; dropping it stops it (no new claims; its
+/// running jobs finish).
+pub struct TestWorker {
+    _stop: oneshot::Sender<()>,
+    _dir: TempDir,
+}
+
+impl TestWorker {
+    /// Starts a worker in test mode on the shared queue at `queue`, with extra flags.
+    pub async fn start(queue: &str, flags: &[&str]) -> TestWorker {
+        let dir = TempDir::new();
+        let db = dir.path().join("worker.sqlite3");
+        let db = db.to_str().unwrap().to_owned();
+        let model = model_path();
+        let mut args = vec!["turnstile", "worker", "--test-mode", "--queue", queue];
+        args.extend(["--db", &db, "--model", &model]);
+        args.extend(flags);
+        let config = Config::parse_from(args);
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let r = turnstile_server::run_worker(config, async move {
+                let _ = stopped.await;
+            })
+            .await;
+            if let Err(e) = r {
+                panic!("the worker failed: {e}");
+            }
+        });
+        TestWorker {
+            _stop: stop,
+            _dir: dir,
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! A web instance's follower: the one task that owns the instance's mirror of the shared lines
+//! and the sinks of the jobs its clients sent. It follows two streams (the queue's changes and
+//! this instance's events), tells each job its position when it moves (at most once per
+//! `position_interval`), and hands each job's events to its sink in order.
+//!
+//! Concurrency: everything here is owned by the task; the front reaches it through a channel.
+//! A job's events wait until its `Accepted` went out (the enqueue's answer comes through the
+//! uplink, the worker's events through Redis: either may arrive first).
+
+use super::front::Costs;
+use super::wire::RemoteEvent;
+use crate::error::JobError;
+use crate::job::{EventSink, JobEvent};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use turnstile_cluster::follow::{bytes, number, text};
+use turnstile_cluster::{Change, Enqueued, Followed, Mirror, QueueError, SharedQueue};
+use turnstile_scheduler::JobId;
+
+/// The lines the mirror holds.
+const LINES: [&str; 2] = ["device", "lane"];
+
+/// Messages to the follower.
+pub(super) enum ToFollower {
+    /// A job of this instance, about to be queued.
+    Watch {
+        id: JobId,
+        sink: EventSink,
+        kind: &'static str,
+    },
+    /// The queue's answer to its enqueue.
+    Enqueued {
+        id: JobId,
+        result: Result<Enqueued, JobError>,
+    },
+    /// Report the lines.
+    View(oneshot::Sender<SharedCounts>),
+}
+
+/// The shared lines' lengths as this instance's mirror sees them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SharedCounts {
+    /// Calculator jobs waiting (the device line), in the whole deployment.
+    pub waiting_calc: u64,
+    /// Chats waiting (the lane line), in the whole deployment.
+    pub waiting_chat: u64,
+    /// This instance's jobs that are running somewhere.
+    pub running_here: u64,
+}
+
+/// A job of this instance that has not ended.
+struct Local {
+    /// Where its events go.
+    sink: EventSink,
+    /// Its kind (for costs).
+    kind: &'static str,
+    /// Whether its `Accepted` went out.
+    accepted: bool,
+    /// Events that came before the enqueue's answer.
+    early: Vec<JobEvent>,
+    /// When it started (for its run time).
+    started: Option<Instant>,
+}
+
+/// The follower's state.
+struct Follower {
+    queue: SharedQueue,
+    mirror: Mirror,
+    jobs: HashMap<String, (JobId, Local)>,
+    costs: Arc<Costs>,
+    changes: String,
+}
+
+/// Starts following; returns the channel to the task.
+pub(super) async fn start(
+    queue: SharedQueue,
+    instance: String,
+    costs: Arc<Costs>,
+    position_interval: Duration,
+    shutdown: CancellationToken,
+) -> Result<mpsc::UnboundedSender<ToFollower>, QueueError> {
+    let (entries_tx, mut entries) = mpsc::unbounded_channel();
+    let changes = queue.keys().changes();
+    let streams = vec![changes.clone(), queue.keys().instance(&instance)];
+    turnstile_cluster::follow(queue.client(), streams, entries_tx, shutdown.clone()).await?;
+    let mut f = Follower {
+        mirror: Mirror::default(),
+        jobs: HashMap::new(),
+        costs,
+        changes,
+        queue,
+    };
+    f.resync().await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(position_interval.max(Duration::from_millis(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                m = rx.recv() => match m {
+                    Some(m) => f.command(m),
+                    None => return,
+                },
+                e = entries.recv() => match e {
+                    Some(Followed::Entry { stream, fields }) => f.entry(&stream, &fields).await,
+                    Some(Followed::Reconnected) => f.resync().await,
+                    None => return,
+                },
+                _ = tick.tick() => f.announce(),
+            }
+        }
+    });
+    Ok(tx)
+}
+
+impl Follower {
+    fn command(&mut self, m: ToFollower) {
+        match m {
+            ToFollower::Watch { id, sink, kind } => {
+                let key = id.to_string();
+                self.mirror.watch(&key);
+                let local = Local {
+                    sink,
+                    kind,
+                    accepted: false,
+                    early: vec![],
+                    started: None,
+                };
+                self.jobs.insert(key, (id, local));
+            }
+            ToFollower::Enqueued { id, result } => {
+                let key = id.to_string();
+                match result {
+                    Ok(e) => {
+                        let eta_ms = self.eta_ms(&key, e.position);
+                        if let Some((_, job)) = self.jobs.get_mut(&key) {
+                            job.accepted = true;
+                            job.sink.send(
+                                id,
+                                JobEvent::Accepted {
+                                    position: e.position,
+                                    queue_length: e.line_length,
+                                    eta_ms,
+                                },
+                            );
+                            for ev in std::mem::take(&mut job.early) {
+                                self.deliver(&key, ev);
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        self.mirror.unwatch(&key);
+                        if let Some((id, job)) = self.jobs.remove(&key) {
+                            job.sink.send(id, JobEvent::Ended(Err(err)));
+                        }
+                    }
+                }
+            }
+            ToFollower::View(tx) => {
+                let _ = tx.send(self.view());
+            }
+        }
+    }
+
+    async fn entry(&mut self, stream: &str, fields: &HashMap<String, redis::Value>) {
+        if stream == self.changes {
+            let Some(change) = Change::from_fields(fields) else {
+                return;
+            };
+            if self.mirror.apply(&change).is_err() {
+                self.resync().await;
+            }
+            return;
+        }
+        let (Some(job), Some(body)) = (text(fields, "j"), bytes(fields, "e")) else {
+            return;
+        };
+        let _seq = number(fields, "q");
+        match RemoteEvent::decode(&body) {
+            Ok(ev) => self.deliver(&job, ev.into_local()),
+            Err(e) => tracing::error!(error = %e, job, "an undecodable event in the shared queue"),
+        }
+    }
+
+    /// Hands one event to its job's sink (or keeps it until the job's `Accepted` went out).
+    fn deliver(&mut self, key: &str, ev: JobEvent) {
+        let Some((id, job)) = self.jobs.get_mut(key) else {
+            return;
+        };
+        if !job.accepted {
+            job.early.push(ev);
+            return;
+        }
+        match &ev {
+            JobEvent::Started { .. } => {
+                job.started = Some(Instant::now());
+                self.mirror.unwatch(key);
+            }
+            JobEvent::Ended(_) => {
+                if let Some(t) = job.started {
+                    self.costs.observe(job.kind, t.elapsed().as_micros() as u64);
+                }
+            }
+            _ => {}
+        }
+        let terminal = ev.is_terminal();
+        job.sink.send(*id, ev);
+        if terminal {
+            self.mirror.unwatch(key);
+            self.jobs.remove(key);
+        }
+    }
+
+    /// Tells each waiting job of this instance that moved its new position.
+    fn announce(&mut self) {
+        let mut moved = vec![];
+        self.mirror
+            .flush(|id, position| moved.push((id.to_owned(), position)));
+        self.tell(moved);
+    }
+
+    fn tell(&mut self, moved: Vec<(String, u64)>) {
+        for (key, position) in moved {
+            let eta_ms = self.eta_ms(&key, position);
+            if let Some((id, job)) = self.jobs.get(&key) {
+                if job.accepted && job.started.is_none() {
+                    job.sink.send(*id, JobEvent::Position { position, eta_ms });
+                }
+            }
+        }
+    }
+
+    /// The expected wait at `position`: that many jobs of the kind's average run time.
+    fn eta_ms(&self, key: &str, position: u64) -> u64 {
+        let kind = self.jobs.get(key).map_or("calc", |(_, j)| j.kind);
+        position.saturating_sub(1) * self.costs.get(kind) / 1000
+    }
+
+    /// Reloads the mirror from a snapshot (at start, after a gap or a reconnection).
+    async fn resync(&mut self) {
+        loop {
+            match self.queue.snapshot(&LINES).await {
+                Ok(s) => {
+                    let moved = self.mirror.load(&s);
+                    self.tell(moved);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the shared queue's order failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    fn view(&self) -> SharedCounts {
+        SharedCounts {
+            waiting_calc: self.mirror.len("device") as u64,
+            waiting_chat: self.mirror.len("lane") as u64,
+            running_here: self
+                .jobs
+                .values()
+                .filter(|(_, j)| j.started.is_some())
+                .count() as u64,
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! A web instance's side of the shared queue ([`SharedFront`]): it validates and sends jobs to
+//! the queue in Redis, and its follower ([`super::follower`]) brings each job's position (from
+//! the mirror) and events (from this instance's stream) back to the job's sink, exactly as the
+//! in-process scheduler would.
+//!
+//! Concurrency: the handle is cheap to clone. One uplink task sends this instance's queue
+//! changes (enqueue, cancel) to Redis one after another, so a connection's jobs queue in the
+//! order it sent them and a cancel never overtakes its submit. The follower task alone owns the
+//! mirror and the sinks of the instance's jobs; the handle reaches it through a channel.
+
+use super::follower::{self, SharedCounts, ToFollower};
+use super::wire::{encode_work, RemoteEvent};
+use crate::error::JobError;
+use crate::job::{EventSink, JobExecutor, Work};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use turnstile_cluster::{NewJob, QueueError, Refusal, SharedQueue};
+use turnstile_scheduler::{Executor, Job, JobId, Party, Resource};
+
+/// Changes of the shared queue, in the order this instance made them.
+pub(super) enum Uplink {
+    /// Queue a job.
+    Submit {
+        id: JobId,
+        line: &'static str,
+        party: Party,
+        cost_us: u64,
+        payload: Vec<u8>,
+    },
+    /// Cancel a job (waiting or running, wherever).
+    Cancel(JobId),
+}
+
+/// The name of a resource's line in Redis.
+pub fn line_of(resource: Resource) -> &'static str {
+    match resource {
+        Resource::Device => "device",
+        Resource::Lane => "lane",
+    }
+}
+
+/// Each kind's expected device time (a moving average of the run times this instance saw),
+/// charged to a job's party in the fair order.
+#[derive(Default)]
+pub(super) struct Costs {
+    /// Calculator jobs, in microseconds (0 = none seen yet).
+    calc_us: AtomicU64,
+    /// Chats, in microseconds (0 = none seen yet).
+    chat_us: AtomicU64,
+}
+
+impl Costs {
+    fn slot(&self, kind: &str) -> &AtomicU64 {
+        if kind == "chat" {
+            &self.chat_us
+        } else {
+            &self.calc_us
+        }
+    }
+
+    /// The expected cost of a job of `kind` (50 ms before anything ran).
+    pub(super) fn get(&self, kind: &str) -> u64 {
+        match self.slot(kind).load(Ordering::Relaxed) {
+            0 => 50_000,
+            us => us,
+        }
+    }
+
+    /// A job of `kind` ran for `us`.
+    pub(super) fn observe(&self, kind: &str, us: u64) {
+        let slot = self.slot(kind);
+        let old = slot.load(Ordering::Relaxed);
+        let new = if old == 0 { us } else { (old * 7 + us) / 8 };
+        slot.store(new.max(1), Ordering::Relaxed);
+    }
+}
+
+/// A web instance's handle on the shared queue.
+#[derive(Clone)]
+pub struct SharedFront {
+    /// Validates jobs and picks their line (the same checks as in one process).
+    executor: Arc<JobExecutor>,
+    /// This instance's changes to the queue, in order.
+    uplink: mpsc::UnboundedSender<Uplink>,
+    /// The follower task.
+    follower: mpsc::UnboundedSender<ToFollower>,
+    /// Expected costs by kind.
+    costs: Arc<Costs>,
+}
+
+/// A job queued through a [`SharedFront`]; dropping it cancels the job unless it has ended.
+pub struct SharedTicket {
+    /// The job.
+    id: JobId,
+    /// Where the cancel goes.
+    uplink: mpsc::UnboundedSender<Uplink>,
+    /// Whether dropping it cancels the job.
+    armed: bool,
+}
+
+impl SharedTicket {
+    /// The job's id.
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+
+    /// Cancels the job; its owner hears a cancellation (from wherever it is).
+    pub fn cancel(mut self) {
+        self.armed = false;
+        let _ = self.uplink.send(Uplink::Cancel(self.id));
+    }
+
+    /// The job has ended: dropping the ticket no longer cancels anything.
+    pub fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for SharedTicket {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.uplink.send(Uplink::Cancel(self.id));
+        }
+    }
+}
+
+impl SharedFront {
+    /// Starts this instance's uplink and follower tasks (they stop with `shutdown`).
+    pub async fn start(
+        queue: SharedQueue,
+        executor: Arc<JobExecutor>,
+        position_interval: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<SharedFront, QueueError> {
+        let instance = format!("web-{}", JobId::random());
+        let costs = Arc::new(Costs::default());
+        let follower = follower::start(
+            queue.clone(),
+            instance.clone(),
+            Arc::clone(&costs),
+            position_interval,
+            shutdown.clone(),
+        )
+        .await?;
+        let (uplink, rx) = mpsc::unbounded_channel();
+        tokio::spawn(uplink_task(queue, instance, rx, follower.clone(), shutdown));
+        Ok(SharedFront {
+            executor,
+            uplink,
+            follower,
+            costs,
+        })
+    }
+
+    /// The executor jobs are validated with.
+    pub fn executor(&self) -> &Arc<JobExecutor> {
+        &self.executor
+    }
+
+    /// Validates `work` and sends it to the shared queue; its owner hears `Accepted` (or a
+    /// refusal: `queue_full`, `rate_limited`) as its first event.
+    pub fn submit(
+        &self,
+        work: Work,
+        party: Party,
+        sink: EventSink,
+    ) -> Result<SharedTicket, JobError> {
+        self.executor.validate(&work)?;
+        let id = JobId::random();
+        let kind = work.kind();
+        let cost_us = work
+            .cost_hint()
+            .map_or_else(|| self.costs.get(kind), |d| d.as_micros() as u64);
+        let line = line_of(self.executor.resource(&work));
+        // The follower hears of the job before Redis does, so the job's own change in the
+        // stream already finds it watched.
+        self.follower
+            .send(ToFollower::Watch { id, sink, kind })
+            .map_err(|_| JobError::ShuttingDown)?;
+        self.uplink
+            .send(Uplink::Submit {
+                id,
+                line,
+                party,
+                cost_us,
+                payload: encode_work(&work),
+            })
+            .map_err(|_| JobError::ShuttingDown)?;
+        Ok(SharedTicket {
+            id,
+            uplink: self.uplink.clone(),
+            armed: true,
+        })
+    }
+
+    /// The shared lines as this instance's mirror sees them.
+    pub async fn counts(&self) -> Option<SharedCounts> {
+        let (tx, rx) = oneshot::channel();
+        self.follower.send(ToFollower::View(tx)).ok()?;
+        rx.await.ok()
+    }
+}
+
+/// Sends this instance's queue changes to Redis, one after another.
+async fn uplink_task(
+    queue: SharedQueue,
+    instance: String,
+    mut rx: mpsc::UnboundedReceiver<Uplink>,
+    follower: mpsc::UnboundedSender<ToFollower>,
+    shutdown: CancellationToken,
+) {
+    let cancelled = RemoteEvent::failure(JobError::Cancelled);
+    let cfg = queue.config().clone();
+    loop {
+        let msg = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            m = rx.recv() => match m { Some(m) => m, None => return },
+        };
+        match msg {
+            Uplink::Submit {
+                id,
+                line,
+                party,
+                cost_us,
+                payload,
+            } => {
+                let id_text = id.to_string();
+                let result = queue
+                    .enqueue(NewJob {
+                        id: &id_text,
+                        line,
+                        party: &party.key,
+                        weight: party.weight,
+                        cost_us,
+                        owner: &instance,
+                        payload: &payload,
+                    })
+                    .await;
+                let result = match result {
+                    Ok(Ok(e)) => Ok(e),
+                    Ok(Err(Refusal::QueueFull)) => {
+                        Err(JobError::QueueFull(cfg.max_waiting as usize))
+                    }
+                    Ok(Err(Refusal::RateLimited)) => Err(JobError::RateLimited {
+                        waiting: cfg.max_waiting_per_party as usize,
+                        retry_after: Duration::from_secs(1),
+                    }),
+                    Ok(Err(Refusal::Duplicate)) => Err(JobError::Internal),
+                    Err(e) => {
+                        tracing::error!(error = %e, "queueing a job in the shared queue failed");
+                        Err(JobError::Internal)
+                    }
+                };
+                let _ = follower.send(ToFollower::Enqueued { id, result });
+            }
+            Uplink::Cancel(id) => {
+                if let Err(e) = queue.cancel(&id.to_string(), &cancelled).await {
+                    tracing::warn!(error = %e, job = %id, "cancelling in the shared queue failed");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Turnstile beyond one machine: web instances and device workers sharing one fair queue in
+//! Redis (the `turnstile-cluster` crate). A web instance ([`SharedFront`]) owns no device: it
+//! validates jobs, queues them in Redis and brings their positions and events back to its
+//! clients. A worker ([`worker::run`]) owns a device and claims jobs under leases. The wire
+//! between them is [`wire`].
+//!
+//! Concurrency: see each module; every shared structure has one owning task.
+
+mod follower;
+mod front;
+pub mod wire;
+pub mod worker;
+
+pub use follower::SharedCounts;
+pub use front::{line_of, SharedFront, SharedTicket};

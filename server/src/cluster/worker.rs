@@ -1,0 +1,281 @@
+//! A device worker (`turnstile worker --queue ...`): it owns one device (its places and its
+//! chat lanes, through an in-process scheduler exactly as in one process), claims jobs from the
+//! shared queue while it has room, runs them, and appends their events under their leases.
+//!
+//! Lifecycle of a claimed job: claimed under a lease with a fencing token; submitted to the
+//! local scheduler, whose events (start, progress, end) are appended in order with that token;
+//! its lease renewed every third of the lease while it runs. The job is stopped here when its
+//! owner cancels it (the control stream, or a renewal that says so), when the lease is lost (the
+//! reaper took it back), or when no renewal succeeded for a whole lease (Redis unreachable: the
+//! worker stops on its own clock, since the job may already run elsewhere).
+//!
+//! Concurrency: one task owns the running jobs and decides what to claim; one emitter task
+//! appends events one after another (a job's events stay in order); the follower reads the
+//! streams. No lock.
+
+use super::front::line_of;
+use super::wire::{decode_work, RemoteEvent};
+use crate::error::JobError;
+use crate::job::{JobEvent, JobExecutor};
+use crate::queue::{LocalScheduler, LocalTicket};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use turnstile_cluster::follow::text;
+use turnstile_cluster::{Claimed, Followed, QueueError, Renewal, SharedQueue};
+use turnstile_scheduler::{Executor, JobId, Party, Sink};
+
+/// How many jobs the worker holds at once, per line.
+#[derive(Clone, Copy, Debug)]
+pub struct Capacity {
+    /// Device jobs: its places plus those prefetched onto its threads.
+    pub device: usize,
+    /// Chats: its engine's lanes.
+    pub lane: usize,
+}
+
+/// One event to append.
+struct Emit {
+    id: String,
+    fence: u64,
+    event: RemoteEvent,
+}
+
+/// A running job's sink: its local events become appends (under the job's fence).
+struct WorkerSink {
+    id: String,
+    fence: u64,
+    waited_before_ms: u64,
+    tx: mpsc::UnboundedSender<Emit>,
+}
+
+impl Sink<JobExecutor> for WorkerSink {
+    fn send(&self, _local: JobId, event: JobEvent) -> bool {
+        if let Some(event) = RemoteEvent::from_local(event, self.waited_before_ms) {
+            let emit = Emit {
+                id: self.id.clone(),
+                fence: self.fence,
+                event,
+            };
+            return self.tx.send(emit).is_ok();
+        }
+        true
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// A job this worker runs.
+struct Running {
+    ticket: Option<LocalTicket>,
+    fence: u64,
+    line: &'static str,
+    renewed: Instant,
+}
+
+/// Runs the worker until `shutdown`; then stops claiming and lets its running jobs finish.
+pub async fn run(
+    queue: SharedQueue,
+    scheduler: LocalScheduler,
+    capacity: Capacity,
+    shutdown: CancellationToken,
+) -> Result<(), QueueError> {
+    let worker = format!("worker-{}", JobId::random());
+    let (entries_tx, mut entries) = mpsc::unbounded_channel();
+    let streams = vec![queue.keys().changes(), queue.keys().control(&worker)];
+    turnstile_cluster::follow(queue.client(), streams, entries_tx, shutdown.clone()).await?;
+    let (emit_tx, emit_rx) = mpsc::unbounded_channel();
+    let (done_tx, mut done) = mpsc::unbounded_channel();
+    tokio::spawn(emitter(queue.clone(), emit_rx, done_tx));
+    tracing::info!(
+        worker,
+        device = capacity.device,
+        lanes = capacity.lane,
+        "worker claiming jobs"
+    );
+
+    let lease = queue.config().lease;
+    let failed = RemoteEvent::failure(JobError::DeviceFailed);
+    let cancelled = RemoteEvent::failure(JobError::Cancelled);
+    let mut running: HashMap<String, Running> = HashMap::new();
+    let mut renew = tokio::time::interval(lease / 3);
+    let mut reap = tokio::time::interval(lease / 2);
+    let mut poll = tokio::time::interval(Duration::from_millis(250));
+    let control = queue.keys().control(&worker);
+    loop {
+        let mut want_claim = false;
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            e = entries.recv() => match e {
+                Some(Followed::Entry { stream, fields }) if stream == control => {
+                    if let Some(job) = text(&fields, "j") {
+                        if let Some(r) = running.get_mut(&job) {
+                            if let Some(t) = r.ticket.take() { t.cancel() }
+                        }
+                    }
+                }
+                Some(_) => want_claim = true,
+                None => break,
+            },
+            d = done.recv() => {
+                if let Some(id) = d { running.remove(&id); }
+                want_claim = true;
+            }
+            _ = renew.tick() => {
+                for (id, r) in running.iter_mut() {
+                    match queue.renew(id, r.fence).await {
+                        Ok(Renewal::Kept) => r.renewed = Instant::now(),
+                        Ok(Renewal::CancelRequested) => {
+                            r.renewed = Instant::now();
+                            if let Some(t) = r.ticket.take() { t.cancel() }
+                        }
+                        Ok(Renewal::Lost) => {
+                            tracing::warn!(job = %id, "lost the lease; stopping the job");
+                            r.ticket.take();
+                        }
+                        Err(e) if r.renewed.elapsed() >= lease => {
+                            tracing::warn!(job = %id, error = %e, "no renewal for a whole lease; stopping the job");
+                            r.ticket.take();
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+            _ = reap.tick() => {
+                match queue.reap(&failed, &cancelled, 100).await {
+                    Ok(r) if r.requeued + r.failed > 0 => {
+                        tracing::warn!(requeued = r.requeued, failed = r.failed, "took back jobs whose lease expired");
+                        want_claim = true;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, "reaping leases failed"),
+                }
+            }
+            _ = poll.tick() => want_claim = true,
+        }
+        if want_claim {
+            claim(
+                &queue,
+                &scheduler,
+                &worker,
+                capacity,
+                &mut running,
+                &emit_tx,
+            )
+            .await;
+        }
+    }
+    // Drain: no new claims; the running jobs finish (their owners hear them) or are stopped by
+    // the process's end, and then their leases expire and the reaper decides.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !running.is_empty() && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(500), done.recv()).await {
+            Ok(Some(id)) => {
+                running.remove(&id);
+            }
+            Ok(None) => break,
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Claims jobs while this worker has room in a line.
+async fn claim(
+    queue: &SharedQueue,
+    scheduler: &LocalScheduler,
+    worker: &str,
+    capacity: Capacity,
+    running: &mut HashMap<String, Running>,
+    emit: &mpsc::UnboundedSender<Emit>,
+) {
+    for (line, room) in [("device", capacity.device), ("lane", capacity.lane)] {
+        while running.values().filter(|r| r.line == line).count() < room {
+            let c: Claimed = match queue.claim(line, worker).await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming from the shared queue failed");
+                    return;
+                }
+            };
+            let sink = Arc::new(WorkerSink {
+                id: c.id.clone(),
+                fence: c.fence,
+                waited_before_ms: c.waited_ms,
+                tx: emit.clone(),
+            });
+            let ticket = match decode_work(&c.payload) {
+                Ok(work) => {
+                    let wrong_line = line_of(scheduler.executor().resource(&work)) != line;
+                    if wrong_line {
+                        tracing::warn!(job = %c.id, "a job in the wrong line (workers of different settings?)");
+                    }
+                    scheduler.submit(work, Party::new(c.id.as_str()), sink.clone())
+                }
+                Err(e) => {
+                    tracing::error!(job = %c.id, error = %e, "an undecodable job in the shared queue");
+                    Err(JobError::InvalidInput(
+                        "this job could not be read by the device worker".into(),
+                    ))
+                }
+            };
+            let ticket = match ticket {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    sink.send(JobId(0), JobEvent::Ended(Err(e)));
+                    None
+                }
+            };
+            running.insert(
+                c.id,
+                Running {
+                    ticket,
+                    fence: c.fence,
+                    line,
+                    renewed: Instant::now(),
+                },
+            );
+        }
+    }
+}
+
+/// Appends events one after another; reports each job whose end was appended (or refused).
+async fn emitter(
+    queue: SharedQueue,
+    mut rx: mpsc::UnboundedReceiver<Emit>,
+    done: mpsc::UnboundedSender<String>,
+) {
+    while let Some(Emit { id, fence, event }) = rx.recv().await {
+        let terminal = event.is_terminal();
+        let mut tries = 0;
+        loop {
+            match queue
+                .emit(&id, fence, &event.encode(), terminal, event.is_output())
+                .await
+            {
+                Ok(Some(_)) => break,
+                Ok(None) => {
+                    tracing::debug!(job = %id, "an event was fenced out (the lease was lost)");
+                    break;
+                }
+                Err(e) if tries < 20 => {
+                    tries += 1;
+                    tracing::debug!(job = %id, error = %e, "appending an event failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(job = %id, error = %e, "an event could not be appended");
+                    break;
+                }
+            }
+        }
+        if terminal {
+            let _ = done.send(id);
+        }
+    }
+}
