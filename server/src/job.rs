@@ -19,6 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use turnstile_scheduler::{Executor, Job, Resource};
 
+/// The in-process scheduler, for this server's jobs.
+pub type LocalScheduler = turnstile_scheduler::Scheduler<JobExecutor>;
+/// A job submitted to the in-process scheduler; dropping it cancels the job.
+pub type LocalTicket = turnstile_scheduler::JobTicket<JobExecutor>;
 /// What a dispatched job may use (device, cancellation, events).
 pub type RunContext = turnstile_scheduler::RunContext<JobExecutor>;
 /// Sends one job's events.

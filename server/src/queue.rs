@@ -10,10 +10,7 @@ use crate::job::{EventSink, JobExecutor, Work};
 use std::sync::Arc;
 use turnstile_scheduler::{JobId, Party, QueueView};
 
-/// The in-process scheduler, for this server's jobs.
-pub type LocalScheduler = turnstile_scheduler::Scheduler<JobExecutor>;
-/// A job submitted to the in-process scheduler.
-pub type LocalTicket = turnstile_scheduler::JobTicket<JobExecutor>;
+pub use crate::job::{LocalScheduler, LocalTicket};
 
 /// Where jobs go.
 #[derive(Clone)]

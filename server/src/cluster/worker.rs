@@ -16,8 +16,7 @@
 use super::front::line_of;
 use super::wire::{decode_work, RemoteEvent};
 use crate::error::JobError;
-use crate::job::{JobEvent, JobExecutor};
-use crate::queue::{LocalScheduler, LocalTicket};
+use crate::job::{JobEvent, JobExecutor, LocalScheduler, LocalTicket};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
