@@ -51,9 +51,14 @@ impl Keys {
         format!("{}:leases", self.prefix)
     }
 
-    /// Workers alive, by the time they last said so (a sorted set, for statistics).
-    pub fn workers(&self) -> String {
-        format!("{}:workers", self.prefix)
+    /// Web instances alive, by the time they last said so (a sorted set).
+    pub fn instances(&self) -> String {
+        format!("{}:instances", self.prefix)
+    }
+
+    /// The jobs an instance owns that have not ended (a set).
+    pub fn owned(&self, instance: &str) -> String {
+        format!("{}:owned:{instance}", self.prefix)
     }
 }
 

@@ -395,6 +395,38 @@ impl SharedQueue {
             .collect())
     }
 
+    /// Records that `instance` is alive (its jobs' clients are still connected somewhere).
+    pub async fn heartbeat(&self, instance: &str) -> Result<(), QueueError> {
+        let _: i64 = self
+            .scripts
+            .heartbeat
+            .arg(&self.config.prefix)
+            .arg(instance)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Cancels up to `limit` jobs of instances that have not said they are alive for
+    /// `dead_after`; waiting ones end with `cancelled_event`. Returns how many were cancelled.
+    pub async fn cancel_orphans(
+        &self,
+        dead_after: Duration,
+        cancelled_event: &[u8],
+        limit: u32,
+    ) -> Result<u64, QueueError> {
+        Ok(self
+            .scripts
+            .orphans
+            .arg(&self.config.prefix)
+            .arg(Self::ms(dead_after))
+            .arg(cancelled_event)
+            .arg(Self::ms(self.config.resume_window))
+            .arg(limit)
+            .invoke_async(&mut self.conn.clone())
+            .await?)
+    }
+
     /// Makes `owner` the instance that hears the job's later events; returns the job's state
     /// (`waiting`, `running`, `done`), or `None` for an unknown job.
     pub async fn adopt(&self, id: &str, owner: &str) -> Result<Option<String>, QueueError> {

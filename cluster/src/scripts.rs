@@ -25,6 +25,10 @@ pub(crate) struct Scripts {
     pub(crate) snapshot: Script,
     /// Moves a job to another owner instance.
     pub(crate) adopt: Script,
+    /// An instance says it is alive.
+    pub(crate) heartbeat: Script,
+    /// Cancels the jobs of instances gone silent.
+    pub(crate) orphans: Script,
 }
 
 const COMMON: &str = include_str!("lua/common.lua");
@@ -44,6 +48,8 @@ impl Scripts {
             reap: script(include_str!("lua/reap.lua")),
             snapshot: script(include_str!("lua/snapshot.lua")),
             adopt: script(include_str!("lua/adopt.lua")),
+            heartbeat: script(include_str!("lua/heartbeat.lua")),
+            orphans: script(include_str!("lua/orphans.lua")),
         }
     }
 }

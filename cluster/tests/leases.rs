@@ -225,3 +225,50 @@ async fn the_queue_survives_a_redis_restart_from_its_append_only_file() {
     let snapshot = q.snapshot(&["device"]).await.unwrap();
     assert_eq!(snapshot.lines[0].1.len(), 1);
 }
+
+#[tokio::test]
+async fn the_jobs_of_an_instance_gone_past_the_resume_window_are_cancelled() {
+    let redis = RedisServer::start();
+    let q = queue(&redis, 5000).await;
+    q.heartbeat("web1").await.unwrap();
+    q.heartbeat("web2").await.unwrap();
+    q.enqueue(job("run", "p1")).await.unwrap().unwrap();
+    q.enqueue(job("wait", "p2")).await.unwrap().unwrap();
+    let mut other = job("theirs", "p3");
+    other.owner = "web2";
+    q.enqueue(other).await.unwrap().unwrap();
+    let running = q.claim("device", "w1").await.unwrap().unwrap();
+    let window = Duration::from_millis(200);
+    assert_eq!(
+        q.cancel_orphans(window, b"cancelled", 100).await.unwrap(),
+        0,
+        "all alive"
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    q.heartbeat("web2").await.unwrap();
+    // web1 went silent: its waiting job ends, its running one is told to stop; web2's stays.
+    assert_eq!(
+        q.cancel_orphans(window, b"cancelled", 100).await.unwrap(),
+        2
+    );
+    assert_eq!(q.events_after("wait", 0).await.unwrap()[0].1, b"cancelled");
+    assert_eq!(
+        q.renew("run", running.fence).await.unwrap(),
+        Renewal::CancelRequested
+    );
+    let order = q.snapshot(&["device"]).await.unwrap();
+    assert_eq!(order.lines[0].1.len(), 1, "only web2's job waits");
+    // Once the running job ends, web1 is forgotten (its stream too).
+    q.emit("run", running.fence, b"cancelled", true, false)
+        .await
+        .unwrap();
+    q.cancel_orphans(window, b"cancelled", 100).await.unwrap();
+    let alive: Vec<String> = redis::cmd("ZRANGE")
+        .arg(q.keys().instances())
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut q.connection())
+        .await
+        .unwrap();
+    assert_eq!(alive, vec!["web2".to_owned()]);
+}

@@ -36,5 +36,6 @@ redis.call('HSET', job, 'line', line, 'member', member, 'score', tag, 'party', p
   'finish', finish, 'prev', prev, 'payload', ARGV[11], 'owner', ARGV[10], 'state', 'waiting',
   'attempts', 0, 'eseq', 0, 'enq', now_ms(), 'cost', cost)
 waiting_delta(party, 1)
+redis.call('SADD', key('owned', ARGV[10]), id)
 changed('add', line, member, tag)
 return {'ok', seq, tag, redis.call('ZRANK', q, member) + 1, redis.call('ZCARD', q)}

@@ -94,6 +94,7 @@ pub(super) async fn start(
         queue,
     };
     f.resync().await;
+    spawn_heartbeat(f.queue.clone(), instance, shutdown.clone());
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(position_interval.max(Duration::from_millis(1)));
@@ -116,6 +117,24 @@ pub(super) async fn start(
         }
     });
     Ok(tx)
+}
+
+/// Says every second that this instance is alive: past the resume window of silence, workers
+/// cancel its jobs (their clients are gone).
+fn spawn_heartbeat(queue: SharedQueue, instance: String, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {
+                    if let Err(e) = queue.heartbeat(&instance).await {
+                        tracing::debug!(error = %e, "the instance's heartbeat failed");
+                    }
+                }
+            }
+        }
+    });
 }
 
 impl Follower {

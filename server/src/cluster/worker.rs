@@ -9,6 +9,9 @@
 //! reaper took it back), or when no renewal succeeded for a whole lease (Redis unreachable: the
 //! worker stops on its own clock, since the job may already run elsewhere).
 //!
+//! Each worker also runs the reapers every half lease: expired leases, and the jobs of web
+//! instances silent for longer than the resume window (their clients are gone).
+//!
 //! Concurrency: one task owns the running jobs and decides what to claim; one emitter task
 //! appends events one after another (a job's events stay in order); the follower reads the
 //! streams. No lock.
@@ -152,6 +155,12 @@ pub async fn run(
                     }
                     Ok(_) => {}
                     Err(e) => tracing::debug!(error = %e, "reaping leases failed"),
+                }
+                let window = queue.config().resume_window;
+                match queue.cancel_orphans(window, &cancelled, 100).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(jobs = n, "cancelled the jobs of instances gone silent"),
+                    Err(e) => tracing::debug!(error = %e, "cancelling orphaned jobs failed"),
                 }
             }
             _ = poll.tick() => want_claim = true,
