@@ -13,6 +13,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use turnstile_server::config::Config;
 
 pub mod nginx;
+pub mod procs;
 mod sessions;
 pub use sessions::*;
 
