@@ -121,9 +121,13 @@ pub struct Config {
     #[arg(long, env = "TURNSTILE_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
-    /// The SQLite database of sessions and conversations; default `<data-dir>/turnstile.sqlite3`.
-    #[arg(long, env = "TURNSTILE_DB")]
-    pub db: Option<PathBuf>,
+    /// The database of sessions and conversations: a file path (SQLite, embedded; the default
+    /// is `<data-dir>/turnstile.sqlite3`), or a `postgres://user[:password]@host[:port]/database`
+    /// URL (PostgreSQL, for several stateless web instances sharing one store; `postgresql://`
+    /// too, with libpq's query options such as `?host=/run/postgresql` for a Unix socket). The
+    /// password is never printed.
+    #[arg(long, env = "TURNSTILE_DB", hide_env_values = true, value_parser = crate::store::DbLocationParser)]
+    pub db: Option<crate::store::DbLocation>,
 
     /// How long a conversation is kept after its last change (and the session cookie lives).
     #[arg(long, env = "TURNSTILE_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
@@ -303,11 +307,11 @@ impl Config {
         cores.saturating_sub(compute).max(1)
     }
 
-    /// The database file.
-    pub fn db_path(&self) -> PathBuf {
-        self.db
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("turnstile.sqlite3"))
+    /// The database: `--db`, or the SQLite file in the data folder.
+    pub fn db_location(&self) -> crate::store::DbLocation {
+        self.db.clone().unwrap_or_else(|| {
+            crate::store::DbLocation::Sqlite(self.data_dir.join("turnstile.sqlite3"))
+        })
     }
 
     /// Flags and `TURNSTILE_*` variables; where neither sets the address or site root, the

@@ -19,7 +19,8 @@ pub use sessions::*;
 /// A running server; dropping it shuts the server down.
 pub struct TestServer {
     pub addr: SocketAddr,
-    /// Its SQLite database (a file of its own; tests may open it to set up data).
+    /// Its SQLite database (a file of its own; tests may open it to set up data); empty for a
+    /// server started with `start_on`.
     pub db: std::path::PathBuf,
     _stop: oneshot::Sender<()>,
     /// The server's own database folder, when it has one (removed on drop).
@@ -51,7 +52,14 @@ impl TestServer {
     /// Starts a server on the database in `dir` (which outlives it: for restart tests).
     pub async fn start_in(dir: &TempDir, flags: &[&str]) -> TestServer {
         let db_path = dir.path().join("turnstile.sqlite3");
-        let db = db_path.to_str().unwrap().to_owned();
+        let mut server = Self::start_on(db_path.to_str().unwrap(), flags).await;
+        server.db = db_path;
+        server
+    }
+
+    /// Starts a server on the database `db` names (`--db`: a SQLite file or a `postgres://`
+    /// URL, which other servers may share). Its `db` field is empty.
+    pub async fn start_on(db: &str, flags: &[&str]) -> TestServer {
         let model = model_path();
         let production = flags.contains(&"--no-test-mode");
         let mut args = vec!["turnstile"];
@@ -62,7 +70,7 @@ impl TestServer {
             "--position-interval",
             "20ms",
             "--db",
-            &db,
+            db,
             "--model",
             &model,
         ]);
@@ -77,7 +85,7 @@ impl TestServer {
         // Requests made before the server has opened its database wait in the listen backlog.
         TestServer {
             addr,
-            db: db_path,
+            db: std::path::PathBuf::new(),
             _stop: stop,
             _dir: None,
         }
