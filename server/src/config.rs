@@ -388,4 +388,23 @@ mod tests {
         assert!(Config::try_parse_from(["turnstile", "--api-key", "k=0"]).is_err());
         assert!(Config::try_parse_from(["turnstile", "--api-key", "k=lots"]).is_err());
     }
+
+    #[test]
+    fn db_is_a_path_or_a_postgres_url_and_a_bad_url_stops_the_start() {
+        let c = Config::parse_from(["turnstile", "--db", "postgres://u:s3cret@h/d"]);
+        assert!(matches!(
+            c.db_location(),
+            crate::store::DbLocation::Postgres(_)
+        ));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let c = Config::parse_from(["turnstile", "--data-dir", "/srv/t"]);
+        assert_eq!(
+            c.db_location(),
+            crate::store::DbLocation::Sqlite("/srv/t/turnstile.sqlite3".into())
+        );
+        let e = Config::try_parse_from(["turnstile", "--db", "postgres://u:s3cret@h:x/d"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid --db") && !e.contains("s3cret"), "{e}");
+    }
 }

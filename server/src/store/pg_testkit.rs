@@ -50,10 +50,8 @@ impl PgServer {
     /// Starts a server of its own in a new temporary folder (stopped when this process ends).
     pub fn start() -> Result<PgServer, String> {
         let bin = bin_dir()?;
-        let dir = std::env::temp_dir().join(format!(
-            "turnstile-pg-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("turnstile-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let as_root = is_root()?;
         if as_root {
@@ -113,9 +111,10 @@ impl PgServer {
     /// Creates a new, empty database and returns its URL.
     pub async fn fresh_database(&self) -> String {
         let name = format!("t{}", uuid::Uuid::new_v4().simple());
-        let (client, connection) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("connecting to the test server: {e}\n{}", self.log()));
+        let (client, connection) =
+            tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("connecting to the test server: {e}\n{}", self.log()));
         let connection = tokio::spawn(connection);
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))

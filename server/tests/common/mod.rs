@@ -66,14 +66,7 @@ impl TestServer {
         if !production {
             args.push("--test-mode");
         }
-        args.extend([
-            "--position-interval",
-            "20ms",
-            "--db",
-            db,
-            "--model",
-            &model,
-        ]);
+        args.extend(["--position-interval", "20ms", "--db", db, "--model", &model]);
         args.extend(flags.iter().filter(|f| **f != "--no-test-mode"));
         let config = Config::parse_from(args);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

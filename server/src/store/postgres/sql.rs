@@ -17,9 +17,8 @@ use deadpool_postgres::{GenericClient, Transaction};
 
 /// The schema's versions, oldest first (version = index + 1). Never edit a released migration:
 /// add one.
-pub(in crate::store) const MIGRATIONS: &[&str] = &[include_str!(
-    "../../../migrations/postgres/0001_init.sql"
-)];
+pub(in crate::store) const MIGRATIONS: &[&str] =
+    &[include_str!("../../../migrations/postgres/0001_init.sql")];
 
 /// The advisory lock migrations hold (any fixed number; this one spells "turnstil"). Advisory
 /// locks belong to a database, so other databases on the same server do not share it.
@@ -80,8 +79,7 @@ pub(super) fn possible_id(id: &str) -> bool {
 
 /// Text from a BYTEA column (UTF-8 bytes: see the migration).
 pub(super) fn text(bytes: Vec<u8>) -> Result<String, StoreError> {
-    String::from_utf8(bytes)
-        .map_err(|_| StoreError::Database("a stored text is not UTF-8".into()))
+    String::from_utf8(bytes).map_err(|_| StoreError::Database("a stored text is not UTF-8".into()))
 }
 
 /// Records `session` (or bumps its `last_seen` to `now`).

@@ -213,11 +213,7 @@ impl SqliteStore {
         content: &str,
         status: MessageStatus,
     ) -> Result<i64, StoreError> {
-        let (sid, cid, content) = (
-            session.to_owned(),
-            id.to_owned(),
-            content.to_owned(),
-        );
+        let (sid, cid, content) = (session.to_owned(), id.to_owned(), content.to_owned());
         self.run(move |c| {
             let tx = c.transaction()?;
             if !owned(&tx, &sid, &cid)? {

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 /// The schema's versions, oldest first. Never edit a released migration: add one.
 pub(super) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../../../migrations/0001_init.sql"))])
+    Migrations::new(vec![M::up(include_str!(
+        "../../../migrations/0001_init.sql"
+    ))])
 }
 
 /// How long a statement waits for a lock held by another connection (another process on the
