@@ -9,9 +9,9 @@
 //!
 //! Concurrency: the runtime never blocks on a database and nothing here ever waits on the
 //! device. Each call is one transaction at most, and a write is committed when its call
-//! returns; writes to one conversation take effect in the order their calls ran, and a message's
-//! id is above those of every message committed before it. How each backend keeps that is in its
-//! own module. [`Store`] is a handle: clones share the backend's connection(s).
+//! returns; writes to one conversation take effect one after another, and a message's id is
+//! above those of the conversation's messages committed before it. How each backend keeps that
+//! is in its own module. [`Store`] is a handle: clones share the backend's connection(s).
 //!
 //! Layout: this file has the API and the errors; `location` what `--db` names; `codec` the
 //! column encodings both backends share; `sqlite` and `postgres` the backends; `pg_testkit` a

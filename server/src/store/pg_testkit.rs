@@ -23,9 +23,10 @@
 //! Concurrency: [`PgServer::shared`] starts one server per process, once, whichever test asks
 //! first (the others wait for it); after that it is read-only and shared by every thread.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// A running throwaway PostgreSQL server.
 pub struct PgServer {
@@ -33,7 +34,7 @@ pub struct PgServer {
     dir: PathBuf,
     /// The watchdog: it stops the server and removes `dir` when its stdin (held here, in this
     /// process) closes, which is when this process ends. Kept only to be held.
-    _watchdog: Mutex<Child>,
+    _watchdog: Child,
 }
 
 /// The superuser `initdb` makes (trust authentication: no password).
@@ -47,7 +48,8 @@ impl PgServer {
         SERVER.get_or_init(|| PgServer::start().unwrap_or_else(|why| panic!("{why}")))
     }
 
-    /// Starts a server of its own in a new temporary folder (stopped when this process ends).
+    /// Starts a server of its own in a new temporary folder; it is stopped and the folder
+    /// removed when this value is dropped or this process ends.
     pub fn start() -> Result<PgServer, String> {
         let bin = bin_dir()?;
         let dir =
@@ -58,9 +60,12 @@ impl PgServer {
             run(Command::new("chown").arg(format!("{SUPERUSER}:")).arg(&dir))?;
         }
         // The watchdog first: from here on, the folder goes whatever happens to this process.
+        // In a process group of its own: a Ctrl-C or a kill of the test's group does not stop it
+        // before it has cleaned up.
         let watchdog = Command::new("sh")
             .args(["-c", WATCHDOG, "watchdog"])
             .arg(&dir)
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -68,7 +73,7 @@ impl PgServer {
             .map_err(|e| format!("starting the watchdog shell: {e}"))?;
         let server = PgServer {
             dir: dir.clone(),
-            _watchdog: Mutex::new(watchdog),
+            _watchdog: watchdog,
         };
         let data = dir.join("data");
         run(pg(as_root, &bin, "initdb")
@@ -131,9 +136,9 @@ impl PgServer {
     }
 }
 
-/// Waits for stdin to close (this process ended), then stops the server at once (no checkpoint:
-/// the data is thrown away) and removes the folder. Signals to the test's process group are
-/// ignored so that Ctrl-C still gets here.
+/// Waits for stdin to close (the `PgServer` was dropped, or this process ended), then stops the
+/// server at once (no checkpoint: the data is thrown away) and removes the folder. Hang-ups and
+/// interrupts are ignored so that it always gets that far.
 const WATCHDOG: &str = r#"trap '' INT TERM HUP
 cat >/dev/null
 pid=$(head -n 1 "$1/data/postmaster.pid" 2>/dev/null)
@@ -145,16 +150,24 @@ rm -rf "$1""#;
 /// The newest PostgreSQL's binaries: `$TURNSTILE_PG_BIN`, else the highest version under
 /// `/usr/lib/postgresql` (Debian's layout).
 fn bin_dir() -> Result<PathBuf, String> {
-    if let Some(dir) = std::env::var_os("TURNSTILE_PG_BIN") {
-        return Ok(dir.into());
+    match std::env::var_os("TURNSTILE_PG_BIN") {
+        Some(dir) => Ok(dir.into()),
+        None => newest_bin(Path::new("/usr/lib/postgresql")),
     }
+}
+
+/// `<root>/<highest version>/bin`, of the versions there that have a `bin/postgres`; the error
+/// says what to install.
+fn newest_bin(root: &Path) -> Result<PathBuf, String> {
     let missing = || {
-        "PostgreSQL's server binaries (initdb, postgres) are not installed: no \
-         /usr/lib/postgresql/<version>/bin/postgres. Install them with `apt-get install \
-         postgresql` (scripts/setup.sh --test does), or point TURNSTILE_PG_BIN at their folder."
-            .to_owned()
+        format!(
+            "PostgreSQL's server binaries (initdb, postgres) are not installed: no \
+             {}/<version>/bin/postgres. Install them with `apt-get install postgresql` \
+             (scripts/setup.sh --test does), or point TURNSTILE_PG_BIN at their folder.",
+            root.display()
+        )
     };
-    let newest = std::fs::read_dir("/usr/lib/postgresql")
+    let newest = std::fs::read_dir(root)
         .map_err(|_| missing())?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
@@ -205,4 +218,29 @@ fn run(cmd: &mut Command) -> Result<(), String> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_installed_version_is_used_and_none_says_what_to_install() {
+        let root = std::env::temp_dir().join(format!(
+            "turnstile-pg-bins-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let why = newest_bin(&root).unwrap_err();
+        assert!(why.contains("apt-get install postgresql"), "{why}");
+        for (version, complete) in [("9", true), ("15", true), ("16", false), ("x", true)] {
+            let bin = root.join(version).join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            if complete {
+                std::fs::write(bin.join("postgres"), "").unwrap();
+            }
+        }
+        // 16 has no server binary, x is no version: 15 beats 9 (by number, not by name).
+        assert_eq!(newest_bin(&root).unwrap(), root.join("15").join("bin"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
