@@ -65,6 +65,18 @@ if [ $want_test -eq 1 ] && ! command -v redis-server >/dev/null 2>&1; then
     $SUDO update-rc.d redis-server disable >/dev/null 2>&1 || true
   fi
 fi
+# The PostgreSQL store's tests (server/src/store/, server/tests/postgres.rs) start their own
+# throwaway server from /usr/lib/postgresql/<version>/bin; the package's system service is not
+# wanted (where the package started it, it is stopped and disabled once).
+if [ $want_test -eq 1 ] && ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+  apt_install postgresql
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/postgresql ]; then
+    $SUDO /etc/init.d/postgresql stop >/dev/null 2>&1 || true
+    $SUDO update-rc.d postgresql disable >/dev/null 2>&1 || true
+  fi
+fi
 
 source scripts/env.sh
 

@@ -141,9 +141,13 @@ pub struct Config {
     #[arg(long, env = "TURNSTILE_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
-    /// The SQLite database of sessions and conversations; default `<data-dir>/turnstile.sqlite3`.
-    #[arg(long, env = "TURNSTILE_DB")]
-    pub db: Option<PathBuf>,
+    /// The database of sessions and conversations: a file path (SQLite, embedded; the default
+    /// is `<data-dir>/turnstile.sqlite3`), or a `postgres://user[:password]@host[:port]/database`
+    /// URL (PostgreSQL, for several stateless web instances sharing one store; `postgresql://`
+    /// too, with libpq's query options such as `?host=/run/postgresql` for a Unix socket). The
+    /// password is never printed.
+    #[arg(long, env = "TURNSTILE_DB", hide_env_values = true, value_parser = crate::store::DbLocationParser)]
+    pub db: Option<crate::store::DbLocation>,
 
     /// How long a conversation is kept after its last change (and the session cookie lives).
     #[arg(long, env = "TURNSTILE_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
@@ -323,11 +327,11 @@ impl Config {
         cores.saturating_sub(compute).max(1)
     }
 
-    /// The database file.
-    pub fn db_path(&self) -> PathBuf {
-        self.db
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("turnstile.sqlite3"))
+    /// The database: `--db`, or the SQLite file in the data folder.
+    pub fn db_location(&self) -> crate::store::DbLocation {
+        self.db.clone().unwrap_or_else(|| {
+            crate::store::DbLocation::Sqlite(self.data_dir.join("turnstile.sqlite3"))
+        })
     }
 
     /// Flags and `TURNSTILE_*` variables; where neither sets the address or site root, the
@@ -424,5 +428,24 @@ mod tests {
         assert!(!format!("{:?}", c.api_keys).contains("paid"));
         assert!(Config::try_parse_from(["turnstile", "--api-key", "k=0"]).is_err());
         assert!(Config::try_parse_from(["turnstile", "--api-key", "k=lots"]).is_err());
+    }
+
+    #[test]
+    fn db_is_a_path_or_a_postgres_url_and_a_bad_url_stops_the_start() {
+        let c = Config::parse_from(["turnstile", "--db", "postgres://u:s3cret@h/d"]);
+        assert!(matches!(
+            c.db_location(),
+            crate::store::DbLocation::Postgres(_)
+        ));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let c = Config::parse_from(["turnstile", "--data-dir", "/srv/t"]);
+        assert_eq!(
+            c.db_location(),
+            crate::store::DbLocation::Sqlite("/srv/t/turnstile.sqlite3".into())
+        );
+        let e = Config::try_parse_from(["turnstile", "--db", "postgres://u:s3cret@h:x/d"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid --db") && !e.contains("s3cret"), "{e}");
     }
 }

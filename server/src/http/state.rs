@@ -111,10 +111,10 @@ pub async fn state(
         faults: Arc::clone(&faults),
         limits: calc_limits,
     };
-    let db = config.db_path();
-    let store = store::Store::open(&db).await.map_err(|e| {
-        std::io::Error::other(format!("cannot open the database {}: {e}", db.display()))
-    })?;
+    let db = config.db_location();
+    let store = store::Store::connect(&db)
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot open the database {db}: {e}")))?;
     spawn_expiry(store.clone(), config.retention, shutdown.clone());
     let chat = ChatEngine::from_config(
         &config.chat,

@@ -20,7 +20,8 @@ pub use sessions::*;
 /// A running server; dropping it shuts the server down.
 pub struct TestServer {
     pub addr: SocketAddr,
-    /// Its SQLite database (a file of its own; tests may open it to set up data).
+    /// Its SQLite database (a file of its own; tests may open it to set up data); empty for a
+    /// server started with `start_on`.
     pub db: std::path::PathBuf,
     _stop: oneshot::Sender<()>,
     /// The server's own database folder, when it has one (removed on drop).
@@ -52,21 +53,21 @@ impl TestServer {
     /// Starts a server on the database in `dir` (which outlives it: for restart tests).
     pub async fn start_in(dir: &TempDir, flags: &[&str]) -> TestServer {
         let db_path = dir.path().join("turnstile.sqlite3");
-        let db = db_path.to_str().unwrap().to_owned();
+        let mut server = Self::start_on(db_path.to_str().unwrap(), flags).await;
+        server.db = db_path;
+        server
+    }
+
+    /// Starts a server on the database `db` names (`--db`: a SQLite file or a `postgres://`
+    /// URL, which other servers may share). Its `db` field is empty.
+    pub async fn start_on(db: &str, flags: &[&str]) -> TestServer {
         let model = model_path();
         let production = flags.contains(&"--no-test-mode");
         let mut args = vec!["turnstile"];
         if !production {
             args.push("--test-mode");
         }
-        args.extend([
-            "--position-interval",
-            "20ms",
-            "--db",
-            &db,
-            "--model",
-            &model,
-        ]);
+        args.extend(["--position-interval", "20ms", "--db", db, "--model", &model]);
         args.extend(flags.iter().filter(|f| **f != "--no-test-mode"));
         let config = Config::parse_from(args);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -78,7 +79,7 @@ impl TestServer {
         // Requests made before the server has opened its database wait in the listen backlog.
         TestServer {
             addr,
-            db: db_path,
+            db: std::path::PathBuf::new(),
             _stop: stop,
             _dir: None,
         }

@@ -1,24 +1,26 @@
-//! The store's SQL side: the migrations, the connection's settings, the mapping between wire
-//! types and columns (timestamps as unix milliseconds in, RFC 3339 out), and the queries the
+//! The SQLite store's SQL side: the migrations, the connection's settings, and the queries the
 //! store's calls share.
 //!
 //! Concurrency: every function here takes a `&rusqlite::Connection` and so only ever runs on the
 //! store's own thread: only the store's thread touches the connection.
 
-use super::StoreError;
-use app::chat::{MessageStatus, Role, StoredMessage};
+use crate::store::codec::{parse_role, parse_status, rfc3339};
+use crate::store::StoreError;
+use app::chat::StoredMessage;
 use rusqlite::{params, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The schema's versions, oldest first. Never edit a released migration: add one.
 pub(super) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../../migrations/0001_init.sql"))])
+    Migrations::new(vec![M::up(include_str!(
+        "../../../migrations/0001_init.sql"
+    ))])
 }
 
 /// How long a statement waits for a lock held by another connection (another process on the
 /// same file) before failing with `SQLITE_BUSY`.
-pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(in crate::store) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sets the connection up (WAL journal, `synchronous=NORMAL`, foreign keys, busy timeout) and
 /// brings the schema to the latest version; applying it to an up-to-date database does nothing.
@@ -31,53 +33,6 @@ pub(super) fn configure(conn: &mut rusqlite::Connection) -> Result<(), StoreErro
     migrations()
         .to_latest(conn)
         .map_err(|e| StoreError::Database(format!("migrating the schema: {e}")))
-}
-
-/// A time as unix milliseconds (0 before 1970).
-pub(super) fn millis(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Now, as unix milliseconds.
-pub(super) fn now_ms() -> i64 {
-    millis(SystemTime::now())
-}
-
-/// Unix milliseconds as RFC 3339 with milliseconds, e.g. `2025-01-02T03:04:05.678Z`.
-pub(super) fn rfc3339(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0).unsigned_abs());
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-/// A role's column value (the `CHECK` in the schema lists the same three).
-pub(super) fn role_str(r: Role) -> &'static str {
-    r.as_str()
-}
-
-fn parse_role(s: &str) -> Role {
-    match s {
-        "system" => Role::System,
-        "assistant" => Role::Assistant,
-        _ => Role::User,
-    }
-}
-
-/// A status's column value (the `CHECK` in the schema lists the same three).
-pub(super) fn status_str(s: MessageStatus) -> &'static str {
-    match s {
-        MessageStatus::Complete => "complete",
-        MessageStatus::Stopped => "stopped",
-        MessageStatus::Failed => "failed",
-    }
-}
-
-fn parse_status(s: &str) -> MessageStatus {
-    match s {
-        "stopped" => MessageStatus::Stopped,
-        "failed" => MessageStatus::Failed,
-        _ => MessageStatus::Complete,
-    }
 }
 
 /// Records `session` (or bumps its `last_seen` to `now`).
@@ -149,22 +104,5 @@ mod tests {
     #[test]
     fn the_migrations_are_valid() {
         migrations().validate().unwrap();
-    }
-
-    #[test]
-    fn codecs_round_trip_and_times_are_rfc3339() {
-        for r in [Role::System, Role::User, Role::Assistant] {
-            assert_eq!(parse_role(role_str(r)), r);
-        }
-        for s in [
-            MessageStatus::Complete,
-            MessageStatus::Stopped,
-            MessageStatus::Failed,
-        ] {
-            assert_eq!(parse_status(status_str(s)), s);
-        }
-        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        assert_eq!(millis(UNIX_EPOCH + Duration::from_millis(42)), 42);
-        assert_eq!(millis(UNIX_EPOCH - Duration::from_secs(1)), 0);
     }
 }

@@ -1,38 +1,70 @@
-//! Store tests: in memory and on a temporary file.
+//! Store tests. The behaviour's tests, here, run on both backends (SQLite in memory, and
+//! PostgreSQL on a fresh database of the throwaway server of `pg_testkit`); each backend's own
+//! are in `backends`.
 
+use super::pg_testkit::PgServer;
 use super::*;
 use std::time::Duration;
+
+mod backends;
 
 fn sid(n: u8) -> SessionId {
     SessionId::parse(&format!("{n:032x}")).unwrap()
 }
 
-/// A fresh path under the system's temp dir (in a folder that does not exist yet).
-struct TempDb(std::path::PathBuf);
-
-impl TempDb {
-    fn new() -> TempDb {
-        TempDb(std::env::temp_dir().join(format!("turnstile-store-{}", uuid::Uuid::new_v4())))
-    }
-
-    fn path(&self) -> std::path::PathBuf {
-        self.0.join("nested").join("t.sqlite3")
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// One integer from SQL run on the store's thread (test introspection).
+/// One integer from SQL run on the store's own connection (test introspection; the SQL is the
+/// same in both dialects where a test runs on both).
 async fn scalar(store: &Store, sql: &'static str) -> i64 {
-    store
-        .run(move |c| Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))?))
+    match &store.backend {
+        Backend::Sqlite(b) => b
+            .run(move |c| Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))?))
+            .await
+            .unwrap(),
+        Backend::Postgres(b) => b
+            .client()
+            .await
+            .unwrap()
+            .query_one(sql, &[])
+            .await
+            .unwrap()
+            .get(0),
+    }
+}
+
+/// A store on a fresh database of the process's throwaway PostgreSQL server.
+async fn postgres_store() -> Store {
+    let url = PgServer::shared().fresh_database().await;
+    Store::connect(&DbLocation::parse(&url).unwrap())
         .await
         .unwrap()
 }
+
+/// Each `name` is an `async fn name(store: Store)` run twice, as `name::sqlite` (in memory) and
+/// `name::postgres` (a fresh database on the throwaway server).
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(super::Store::open_in_memory().await.unwrap()).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(super::postgres_store().await).await;
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    conversations_round_trip_and_stay_in_their_session,
+    the_list_is_most_recently_changed_first_and_appending_bumps,
+    regenerate_removes_the_trailing_answers,
+    expire_deletes_only_old_conversations_and_idle_empty_sessions,
+    concurrent_writers_are_all_kept_in_order,
+    any_text_round_trips_exactly,
+    conversations_changed_in_one_millisecond_list_newest_first,
+);
 
 async fn say(store: &Store, s: &SessionId, c: &ConversationId, role: Role, text: &str) -> i64 {
     store
@@ -41,9 +73,7 @@ async fn say(store: &Store, s: &SessionId, c: &ConversationId, role: Role, text:
         .unwrap()
 }
 
-#[tokio::test]
-async fn conversations_round_trip_and_stay_in_their_session() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn conversations_round_trip_and_stay_in_their_session(store: Store) {
     let (a, b) = (sid(1), sid(2));
     // Neither session was touched first: creating a conversation records the session.
     let c = store.create_conversation(&a, "First").await.unwrap();
@@ -115,9 +145,7 @@ async fn conversations_round_trip_and_stay_in_their_session() {
     assert_eq!(scalar(&store, "SELECT COUNT(*) FROM messages").await, 0);
 }
 
-#[tokio::test]
-async fn the_list_is_most_recently_changed_first_and_appending_bumps() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn the_list_is_most_recently_changed_first_and_appending_bumps(store: Store) {
     let a = sid(1);
     let first = store.create_conversation(&a, "first").await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -138,9 +166,7 @@ async fn the_list_is_most_recently_changed_first_and_appending_bumps() {
     assert_eq!(ids(list), [first, second]);
 }
 
-#[tokio::test]
-async fn regenerate_removes_the_trailing_answers() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn regenerate_removes_the_trailing_answers(store: Store) {
     let a = sid(1);
     let c = store.create_conversation(&a, "t").await.unwrap();
     assert!(store.remove_last_answer(&a, &c).await.unwrap().is_none());
@@ -174,9 +200,7 @@ async fn regenerate_removes_the_trailing_answers() {
     assert_eq!(store.history(&a, &d).await.unwrap().unwrap().len(), 2);
 }
 
-#[tokio::test]
-async fn expire_deletes_only_old_conversations_and_idle_empty_sessions() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn expire_deletes_only_old_conversations_and_idle_empty_sessions(store: Store) {
     let (a, b, idle) = (sid(1), sid(2), sid(3));
     let old = store.create_conversation(&a, "old").await.unwrap();
     say(&store, &a, &old, Role::User, "hi").await;
@@ -204,9 +228,7 @@ async fn expire_deletes_only_old_conversations_and_idle_empty_sessions() {
     assert_eq!(store.list_conversations(&a).await.unwrap()[0].id, again);
 }
 
-#[tokio::test]
-async fn concurrent_writers_are_all_kept_in_order() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn concurrent_writers_are_all_kept_in_order(store: Store) {
     let a = sid(1);
     let c = store.create_conversation(&a, "busy").await.unwrap();
     let tasks: Vec<_> = (0..32)
@@ -226,55 +248,47 @@ async fn concurrent_writers_are_all_kept_in_order() {
     assert_eq!(ids, history.iter().map(|m| m.id).collect::<Vec<_>>());
 }
 
-#[tokio::test]
-async fn a_file_survives_reopening_and_migrations_run_once() {
-    let db = TempDb::new();
-    let path = db.path();
-    let a = sid(7);
-    let c = {
-        let store = Store::open(&path).await.unwrap();
-        assert_eq!(scalar(&store, "PRAGMA user_version").await, 1);
-        let c = store.create_conversation(&a, "kept").await.unwrap();
-        say(&store, &a, &c, Role::User, "still here").await;
-        c
-    };
-    for _ in 0..2 {
-        let store = Store::open(&path).await.unwrap();
-        // The schema is at its latest version and was not applied again.
-        assert_eq!(scalar(&store, "PRAGMA user_version").await, 1);
-        let conv = store.conversation(&a, &c).await.unwrap().unwrap();
-        assert_eq!(conv.title, "kept");
-        assert_eq!(conv.messages.len(), 1);
-        assert_eq!(conv.messages[0].content, "still here");
-    }
+async fn any_text_round_trips_exactly(store: Store) {
+    let a = sid(1);
+    let odd = "nul \0 inside, 🦀, ß, \u{202e}rtl, tab\t, 'quotes' \"and\" \\ backslash";
+    let c = store.create_conversation(&a, odd).await.unwrap();
+    say(&store, &a, &c, Role::User, odd).await;
+    say(&store, &a, &c, Role::Assistant, "\0").await;
+    let conv = store.conversation(&a, &c).await.unwrap().unwrap();
+    assert_eq!(conv.title, odd);
+    assert_eq!(conv.messages[0].content, odd);
+    assert_eq!(conv.messages[1].content, "\0");
+    assert_eq!(store.list_conversations(&a).await.unwrap()[0].title, odd);
+    // An id that no conversation can have is simply unknown, on either backend.
+    let weird = ConversationId(format!("{}\0", c.0));
+    assert!(store.conversation(&a, &weird).await.unwrap().is_none());
+    assert!(store.history(&a, &weird).await.unwrap().is_none());
+    assert!(matches!(
+        store
+            .append_message(&a, &weird, Role::User, "x", MessageStatus::Complete)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.remove_last_answer(&a, &weird).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(!store.delete_conversation(&a, &weird).await.unwrap());
 }
 
-#[tokio::test]
-async fn the_connection_is_configured() {
-    let db = TempDb::new();
-    let store = Store::open(&db.path()).await.unwrap();
-    let mode = store
-        .run(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))?))
+async fn conversations_changed_in_one_millisecond_list_newest_first(store: Store) {
+    let a = sid(1);
+    let mut made = vec![];
+    for i in 0..20 {
+        made.push(store.create_conversation(&a, &i.to_string()).await.unwrap());
+    }
+    made.reverse();
+    let listed: Vec<_> = store
+        .list_conversations(&a)
         .await
-        .unwrap();
-    assert_eq!(mode, "wal");
-    assert_eq!(scalar(&store, "PRAGMA foreign_keys").await, 1);
-    assert_eq!(scalar(&store, "PRAGMA synchronous").await, 1, "NORMAL");
-    assert_eq!(
-        scalar(&store, "PRAGMA busy_timeout").await,
-        sql::BUSY_TIMEOUT.as_millis() as i64
-    );
-    // Foreign keys are enforced: a message needs its conversation.
-    let orphan = store
-        .run(|c| {
-            Ok(c.execute(
-                "INSERT INTO messages (conversation_id, role, content, status, created_at)
-                 VALUES ('nope', 'user', 'x', 'complete', 0)",
-                [],
-            )
-            .is_err())
-        })
-        .await
-        .unwrap();
-    assert!(orphan);
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(listed, made);
 }
