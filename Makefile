@@ -32,6 +32,13 @@ fmt:
 clean-site:
 	rm -rf target/site
 
+# A whole deployment on one machine: Redis, PostgreSQL, two web instances (ports 3000, 3001)
+# and two device workers sharing one fair queue (docs/scaling.md). Ctrl-C stops it all.
+.PHONY: cluster
+cluster:
+	scripts/setup.sh --test
+	scripts/cluster.sh
+
 # Fuzz the inputs users control (client WebSocket messages, calculator jobs, Markdown rendering)
 # with cargo-fuzz, each target for FUZZ_SECONDS (default 60): `FUZZ_SECONDS=300 make fuzz`.
 .PHONY: fuzz
