@@ -76,6 +76,14 @@ pub struct WsClient {
     stream: Stream,
 }
 
+/// The address client `i` connects to: `addr` may list several web instances of one deployment,
+/// separated by commas (`--addr a:3000,b:3000`); clients are spread over them in turn. Requests
+/// that are not a client's (the statistics) go to the first.
+pub fn nth_addr(addr: &str, i: usize) -> &str {
+    let n = addr.split(',').count();
+    addr.split(',').nth(i % n).unwrap_or(addr)
+}
+
 impl WsClient {
     /// Opens `ws://addr/ws?session=session`, giving up at `deadline`. Nagle's algorithm is off so
     /// small request/response exchanges are not held back.
@@ -102,8 +110,8 @@ impl WsClient {
     ) -> Vec<WsClient> {
         let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
         let connecting: Vec<_> = (0..n)
-            .map(|_| {
-                let (gate, addr) = (Arc::clone(&gate), addr.to_owned());
+            .map(|i| {
+                let (gate, addr) = (Arc::clone(&gate), nth_addr(addr, i).to_owned());
                 tokio::spawn(async move {
                     let _permit = gate.acquire().await;
                     WsClient::connect(&addr, &new_session(), deadline).await
@@ -226,7 +234,7 @@ pub fn spawn(
     events: mpsc::UnboundedSender<Event>,
 ) -> Conn {
     let (commands, rx) = mpsc::unbounded_channel();
-    let addr = addr.to_owned();
+    let addr = nth_addr(addr, id).to_owned();
     tokio::spawn(run_conn(addr, id, gate, deadline, events, rx));
     Conn { id, commands }
 }
@@ -291,5 +299,17 @@ async fn run_conn(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod spread_tests {
+    use super::nth_addr;
+
+    #[test]
+    fn clients_are_spread_over_the_listed_instances() {
+        assert_eq!(nth_addr("a:1", 5), "a:1");
+        let spread: Vec<&str> = (0..4).map(|i| nth_addr("a:1,b:2,c:3", i)).collect();
+        assert_eq!(spread, ["a:1", "b:2", "c:3", "a:1"]);
     }
 }

@@ -158,7 +158,10 @@ pub async fn run(addr: &str, opts: &SaturateOptions) -> RunResult<SaturateReport
         Transport::Http => {
             for client in 0..opts.clients {
                 let (opts, http) = (Arc::clone(&opts_arc), http.clone());
-                let url = format!("http://{addr}/api/execute");
+                let url = format!(
+                    "http://{}/api/execute",
+                    crate::client::nth_addr(addr, client)
+                );
                 tasks.push(tokio::spawn(async move {
                     http_client(&http, &url, &opts, nonce, client, deadline).await
                 }));

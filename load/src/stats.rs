@@ -30,7 +30,7 @@ pub struct Snapshot {
 
 /// Reads `http://addr/api/stats`.
 pub async fn fetch(http: &reqwest::Client, addr: &str) -> Result<Snapshot, String> {
-    let url = format!("http://{addr}/api/stats");
+    let url = format!("http://{}/api/stats", crate::client::nth_addr(addr, 0));
     let response = http
         .get(&url)
         .timeout(STATS_TIMEOUT)

@@ -1,7 +1,7 @@
 //! A web instance's follower: the one task that owns the instance's mirror of the shared lines
 //! and the sinks of the jobs its clients sent. It follows two streams (the queue's changes and
-//! this instance's events), tells each job its position when it moves (at most once per
-//! `position_interval`), and hands each job's events to its sink in order.
+//! this instance's events), tells each job its position when it moves (at once, and at most once
+//! per `position_interval`), and hands each job's events to its sink in order.
 //!
 //! Concurrency: everything here is owned by the task; the front reaches it through a channel.
 //! A job's events wait until its `Accepted` went out (the enqueue's answer comes through the
@@ -72,6 +72,8 @@ struct Follower {
     jobs: HashMap<String, (JobId, Local)>,
     costs: Arc<Costs>,
     changes: String,
+    /// Whether the mirror changed since the last announcement.
+    dirty: bool,
 }
 
 /// Starts following; returns the channel to the task.
@@ -92,14 +94,20 @@ pub(super) async fn start(
         costs,
         changes,
         queue,
+        dirty: false,
     };
     f.resync().await;
     spawn_heartbeat(f.queue.clone(), instance, shutdown.clone());
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(position_interval.max(Duration::from_millis(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Positions go out as soon as the entries at hand are applied, and at most once per
+        // interval: a change within an interval of the last announcement waits for its end.
+        let interval = position_interval.max(Duration::from_millis(1));
+        let mut last_flush = Instant::now() - interval;
         loop {
+            let due = f
+                .dirty
+                .then(|| tokio::time::Instant::from_std(last_flush + interval));
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
@@ -112,7 +120,10 @@ pub(super) async fn start(
                     Some(Followed::Reconnected) => f.resync().await,
                     None => return,
                 },
-                _ = tick.tick() => f.announce(),
+                _ = sleep_until_some(due) => {
+                    last_flush = Instant::now();
+                    f.announce();
+                }
             }
         }
     });
@@ -135,6 +146,14 @@ fn spawn_heartbeat(queue: SharedQueue, instance: String, shutdown: CancellationT
             }
         }
     });
+}
+
+/// Sleeps until `due`, or forever when there is nothing due.
+async fn sleep_until_some(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Follower {
@@ -194,6 +213,7 @@ impl Follower {
             if self.mirror.apply(&change).is_err() {
                 self.resync().await;
             }
+            self.dirty = true;
             return;
         }
         let (Some(job), Some(body)) = (text(fields, "j"), bytes(fields, "e")) else {
@@ -237,6 +257,7 @@ impl Follower {
 
     /// Tells each waiting job of this instance that moved its new position.
     fn announce(&mut self) {
+        self.dirty = false;
         let mut moved = vec![];
         self.mirror
             .flush(|id, position| moved.push((id.to_owned(), position)));

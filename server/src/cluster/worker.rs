@@ -32,7 +32,7 @@ use turnstile_scheduler::{Executor, JobId, Party, Sink};
 /// How many jobs the worker holds at once, per line.
 #[derive(Clone, Copy, Debug)]
 pub struct Capacity {
-    /// Device jobs: its places plus those prefetched onto its threads.
+    /// Device jobs: its places (a claimed job starts at once; see `run_worker`).
     pub device: usize,
     /// Chats: its engine's lanes.
     pub lane: usize,

@@ -112,7 +112,10 @@ pub async fn run_worker(
     let stop = CancellationToken::new();
     let queue = state::shared_queue(&config, &url).await?;
     let capacity = crate::cluster::worker::Capacity {
-        device: config.max_concurrent.max(1) + config.prefetch,
+        // No prefetch across machines: a claimed job starts at once, so every position the
+        // instances announce counts only jobs still in the shared line (exact), at the price of
+        // one round trip to Redis of device idle time between jobs.
+        device: config.max_concurrent.max(1),
         lane: config.chat.chat_lanes.max(1),
     };
     let addr = config.addr;
