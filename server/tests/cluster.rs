@@ -125,3 +125,39 @@ async fn positions_fairness_and_moves_cross_instances_and_a_worker_runs_the_jobs
     assert!(a_done < b_done[0].1, "A ran before B's second job");
     assert!(b_done[1].1 < Duration::from_secs(20));
 }
+
+#[tokio::test]
+async fn a_job_nobody_runs_ends_at_max_wait_and_leaves_the_shared_line() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    // No worker at all: the job can only wait.
+    let web = TestServer::start(&["--queue", &url, "--max-wait", "300ms"]).await;
+    let mut c = web.ws_as(&new_session()).await;
+    c.send_json(submit("lonely", sleep_job(10))).await;
+    let (id, _, _) = accepted(&c.recv().await);
+    let t = Instant::now();
+    match next_about(&mut c, &id).await {
+        ServerMessage::Error { code, .. } => assert_eq!(code, app::error_code::ErrorCode::Timeout),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // The cancel reaches Redis right after the client heard the timeout.
+    let mut left = 1;
+    for _ in 0..50 {
+        left = redis::cmd("ZCARD")
+            .arg("turnstile:line:device:q")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, 0, "the job left the shared line");
+}

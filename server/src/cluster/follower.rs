@@ -7,7 +7,7 @@
 //! A job's events wait until its `Accepted` went out (the enqueue's answer comes through the
 //! uplink, the worker's events through Redis: either may arrive first).
 
-use super::front::Costs;
+use super::front::{Costs, FrontTimes, Uplink};
 use super::wire::RemoteEvent;
 use crate::error::JobError;
 use crate::job::{EventSink, JobEvent};
@@ -63,6 +63,8 @@ struct Local {
     early: Vec<JobEvent>,
     /// When it started (for its run time).
     started: Option<Instant>,
+    /// When it was sent to the queue.
+    since: Instant,
 }
 
 /// The follower's state.
@@ -72,6 +74,10 @@ struct Follower {
     jobs: HashMap<String, (JobId, Local)>,
     costs: Arc<Costs>,
     changes: String,
+    /// Deadlines.
+    times: FrontTimes,
+    /// For cancelling jobs past their deadline.
+    uplink: mpsc::UnboundedSender<Uplink>,
     /// Whether the mirror changed since the last announcement.
     dirty: bool,
 }
@@ -81,7 +87,8 @@ pub(super) async fn start(
     queue: SharedQueue,
     instance: String,
     costs: Arc<Costs>,
-    position_interval: Duration,
+    times: FrontTimes,
+    uplink: mpsc::UnboundedSender<Uplink>,
     shutdown: CancellationToken,
 ) -> Result<mpsc::UnboundedSender<ToFollower>, QueueError> {
     let (entries_tx, mut entries) = mpsc::unbounded_channel();
@@ -94,6 +101,8 @@ pub(super) async fn start(
         costs,
         changes,
         queue,
+        times,
+        uplink,
         dirty: false,
     };
     f.resync().await;
@@ -102,7 +111,8 @@ pub(super) async fn start(
     tokio::spawn(async move {
         // Positions go out as soon as the entries at hand are applied, and at most once per
         // interval: a change within an interval of the last announcement waits for its end.
-        let interval = position_interval.max(Duration::from_millis(1));
+        let interval = times.position_interval.max(Duration::from_millis(1));
+        let mut deadlines = tokio::time::interval(Duration::from_secs(1));
         let mut last_flush = Instant::now() - interval;
         loop {
             let due = f
@@ -120,6 +130,7 @@ pub(super) async fn start(
                     Some(Followed::Reconnected) => f.resync().await,
                     None => return,
                 },
+                _ = deadlines.tick() => f.expire(),
                 _ = sleep_until_some(due) => {
                     last_flush = Instant::now();
                     f.announce();
@@ -168,6 +179,7 @@ impl Follower {
                     accepted: false,
                     early: vec![],
                     started: None,
+                    since: Instant::now(),
                 };
                 self.jobs.insert(key, (id, local));
             }
@@ -252,6 +264,33 @@ impl Follower {
         if terminal {
             self.mirror.unwatch(key);
             self.jobs.remove(key);
+        }
+    }
+
+    /// Ends the jobs past their deadline: waiting longer than `max_wait` (as in one process; the
+    /// job is cancelled in the queue), or started and not heard to end within `max_run` and two
+    /// leases (its worker stops it at `max_run`; this is for events that were lost).
+    fn expire(&mut self) {
+        let t = self.times;
+        let late: Vec<(String, JobError)> = self
+            .jobs
+            .iter()
+            .filter_map(|(key, (_, job))| match job.started {
+                None if job.accepted && job.since.elapsed() > t.max_wait => {
+                    Some((key.clone(), JobError::WaitTimeout(t.max_wait)))
+                }
+                Some(s) if s.elapsed() > t.max_run + 2 * t.lease => {
+                    Some((key.clone(), JobError::RunTimeout(t.max_run)))
+                }
+                _ => None,
+            })
+            .collect();
+        for (key, error) in late {
+            self.mirror.unwatch(&key);
+            if let Some((id, job)) = self.jobs.remove(&key) {
+                let _ = self.uplink.send(Uplink::Cancel(id));
+                job.sink.send(id, JobEvent::Ended(Err(error)));
+            }
         }
     }
 

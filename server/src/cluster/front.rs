@@ -78,6 +78,20 @@ impl Costs {
     }
 }
 
+/// The times a web instance keeps for its jobs.
+#[derive(Clone, Copy, Debug)]
+pub struct FrontTimes {
+    /// At most one position announcement per job per this.
+    pub position_interval: Duration,
+    /// A job that waited this long in the shared line ends with `timeout` (as in one process).
+    pub max_wait: Duration,
+    /// A started job not heard to end within this (plus two leases: the worker enforces it
+    /// itself) ends with `timeout`: nothing waits forever, whatever was lost.
+    pub max_run: Duration,
+    /// The workers' lease.
+    pub lease: Duration,
+}
+
 /// A web instance's handle on the shared queue.
 #[derive(Clone)]
 pub struct SharedFront {
@@ -132,20 +146,21 @@ impl SharedFront {
     pub async fn start(
         queue: SharedQueue,
         executor: Arc<JobExecutor>,
-        position_interval: Duration,
+        times: FrontTimes,
         shutdown: CancellationToken,
     ) -> Result<SharedFront, QueueError> {
         let instance = format!("web-{}", JobId::random());
         let costs = Arc::new(Costs::default());
+        let (uplink, rx) = mpsc::unbounded_channel();
         let follower = follower::start(
             queue.clone(),
             instance.clone(),
             Arc::clone(&costs),
-            position_interval,
+            times,
+            uplink.clone(),
             shutdown.clone(),
         )
         .await?;
-        let (uplink, rx) = mpsc::unbounded_channel();
         tokio::spawn(uplink_task(queue, instance, rx, follower.clone(), shutdown));
         Ok(SharedFront {
             executor,

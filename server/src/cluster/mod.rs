@@ -12,4 +12,4 @@ pub mod wire;
 pub mod worker;
 
 pub use follower::SharedCounts;
-pub use front::{line_of, SharedFront, SharedTicket};
+pub use front::{line_of, FrontTimes, SharedFront, SharedTicket};

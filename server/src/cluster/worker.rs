@@ -32,6 +32,9 @@ use turnstile_scheduler::{Executor, JobId, Party, Sink};
 /// How many jobs the worker holds at once, per line.
 #[derive(Clone, Copy, Debug)]
 pub struct Capacity {
+    /// A job that waited longer than this in the shared line ends with `timeout` instead of
+    /// running (as in one process).
+    pub max_wait: Duration,
     /// Device jobs: its places (a claimed job starts at once; see `run_worker`).
     pub device: usize,
     /// Chats: its engine's lanes.
@@ -218,6 +221,9 @@ async fn claim(
                 tx: emit.clone(),
             });
             let ticket = match decode_work(&c.payload) {
+                _ if Duration::from_millis(c.waited_ms) > capacity.max_wait => {
+                    Err(JobError::WaitTimeout(capacity.max_wait))
+                }
                 Ok(work) => {
                     let wrong_line = line_of(scheduler.executor().resource(&work)) != line;
                     if wrong_line {

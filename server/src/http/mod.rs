@@ -112,6 +112,7 @@ pub async fn run_worker(
     let stop = CancellationToken::new();
     let queue = state::shared_queue(&config, &url).await?;
     let capacity = crate::cluster::worker::Capacity {
+        max_wait: config.max_wait,
         // No prefetch across machines: a claimed job starts at once, so every position the
         // instances announce counts only jobs still in the shared line (exact), at the price of
         // one round trip to Redis of device idle time between jobs.

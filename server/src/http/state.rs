@@ -157,7 +157,12 @@ pub async fn state(
             let front = crate::cluster::SharedFront::start(
                 queue,
                 Arc::clone(local.executor()),
-                config.position_interval,
+                crate::cluster::FrontTimes {
+                    position_interval: config.position_interval,
+                    max_wait: config.max_wait,
+                    max_run: config.max_run,
+                    lease: config.lease,
+                },
                 shutdown.clone(),
             )
             .await
