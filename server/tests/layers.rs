@@ -112,8 +112,18 @@ fn only_the_http_layer_knows_the_application_state() {
 
 #[test]
 fn the_scheduler_crate_depends_on_nothing_of_the_web() {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scheduler/Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).expect("scheduler/Cargo.toml");
+    no_web_dependencies("scheduler");
+}
+
+#[test]
+fn the_shared_queue_crate_depends_on_nothing_of_the_web() {
+    no_web_dependencies("cluster");
+}
+
+/// Fails if `crate_dir`'s manifest names a web or application crate among its dependencies.
+fn no_web_dependencies(crate_dir: &str) {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../{crate_dir}/Cargo.toml"));
+    let text = std::fs::read_to_string(&manifest).expect("the crate's Cargo.toml");
     let deps = text
         .split("[dependencies]")
         .nth(1)
@@ -137,6 +147,6 @@ fn the_scheduler_crate_depends_on_nothing_of_the_web() {
         "server",
         "hyper",
     ] {
-        assert!(!names.contains(&web), "the scheduler depends on {web}");
+        assert!(!names.contains(&web), "{crate_dir} depends on {web}");
     }
 }
