@@ -115,12 +115,12 @@ fn Frame(hydrated: RwSignal<bool>) -> impl IntoView {
             </Show>
             <main id="main" tabindex="-1">
                 <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
-                    <Route path=StaticSegment("") view=pages::calculator::CalculatorPage/>
+                    <Route path=StaticSegment("") view={Lazy::<pages::calculator::CalculatorRoute>::new()}/>
                     <Route path=StaticSegment("chat") view={Lazy::<pages::chat::ChatRoute>::new()}/>
                     <Route path=StaticSegment("stats") view={Lazy::<pages::stats::StatsRoute>::new()}/>
                     <Route
                         path=(StaticSegment("embed"), StaticSegment("calculator"))
-                        view=pages::calculator::CalculatorPage
+                        view={Lazy::<pages::calculator::CalculatorRoute>::new()}
                     />
                     <Route
                         path=(StaticSegment("embed"), StaticSegment("chat"))
