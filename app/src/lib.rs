@@ -13,6 +13,7 @@ pub mod chat;
 #[cfg(feature = "ui")]
 pub mod client;
 pub mod error_code;
+mod fields;
 pub mod markdown;
 pub mod openai;
 #[cfg(feature = "ui")]

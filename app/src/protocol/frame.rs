@@ -14,9 +14,8 @@ use super::{JobId, ServerMessage};
 use crate::chat::{ChatUsage, ConversationId, FinishReason};
 use crate::error_code::ErrorCode;
 use crate::tensor::Tensor;
-use serde_json::{Map, Number, Value};
-
-type Fields = Map<String, Value>;
+use crate::fields::{float, get, optional, string, uint, wrong};
+use serde_json::{Number, Value};
 
 impl ServerMessage {
     /// The message in a text frame from the server, or why it is not one.
@@ -92,37 +91,6 @@ impl ServerMessage {
             },
             other => return Err(format!("unknown message type `{other}`")),
         })
-    }
-}
-
-fn get<'a>(f: &'a Fields, name: &str) -> Result<&'a Value, String> {
-    f.get(name).ok_or_else(|| format!("missing field `{name}`"))
-}
-
-fn wrong(name: &str) -> String {
-    format!("field `{name}` has the wrong type")
-}
-
-fn string(f: &Fields, name: &str) -> Result<String, String> {
-    get(f, name)?
-        .as_str()
-        .map(String::from)
-        .ok_or_else(|| wrong(name))
-}
-
-fn uint(f: &Fields, name: &str) -> Result<u64, String> {
-    get(f, name)?.as_u64().ok_or_else(|| wrong(name))
-}
-
-fn float(f: &Fields, name: &str) -> Result<f64, String> {
-    get(f, name)?.as_f64().ok_or_else(|| wrong(name))
-}
-
-/// An `Option` field with `#[serde(default)]`: absent or `null` is `None`.
-fn optional<T>(f: &Fields, name: &str, read: fn(&Value) -> Option<T>) -> Result<Option<T>, String> {
-    match f.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => read(v).map(Some).ok_or_else(|| wrong(name)),
     }
 }
 
