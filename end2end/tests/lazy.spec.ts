@@ -35,6 +35,17 @@ for (const [path, own] of [["/", "calculator"], ["/chat", "chat"], ["/stats", "s
     expect(splits.some((u) => pageFile(own).test(u))).toBeTruthy();
     for (const name of PAGES.filter((n) => n !== own)) expect(splits.some((u) => pageFile(name).test(u))).toBeFalsy();
     expect(splits.some((u) => RENDERER.test(u))).toBeFalsy();
+    // The mark means the page itself is live, not only the frame around it: the first thing done
+    // right after it takes effect (before the page hydrated, the change would be lost).
+    if (own === "calculator") {
+      await page.getByTestId("op").selectOption("relu");
+      await expect(page.getByTestId("operand-b")).toHaveCount(0);
+    } else if (own === "chat") {
+      await page.getByTestId("chat-input").fill("hello");
+      await expect(page.getByTestId("chat-send")).toBeEnabled();
+    } else {
+      await expect(page.getByTestId("stats-total")).toHaveText(/^[0-9]+$/);
+    }
   });
 }
 

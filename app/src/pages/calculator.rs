@@ -144,6 +144,7 @@ impl leptos_router::LazyRoute for CalculatorRoute {
     }
 
     fn view(_this: Self) -> AnyView {
+        crate::page_is_live();
         view! { <CalculatorPage/> }.into_any()
     }
 }

@@ -29,9 +29,10 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
-/// The chat page as a lazily loaded route: in the browser its code (with the Markdown renderer) is
-/// a separate wasm chunk, fetched when `/chat` or `/embed/chat` is first shown (see
-/// `scripts/build.sh`); the server renders it in place as any other page.
+/// The chat page as a lazily loaded route: in the browser its code is a separate wasm chunk,
+/// fetched when `/chat` or `/embed/chat` is first shown (see `scripts/build.sh`), and its Markdown
+/// renderer one more, fetched when there is something to render (see
+/// [`super::chat_markdown`]); the server renders it in place as any other page.
 pub struct ChatRoute;
 
 #[leptos_router::lazy_route]
@@ -41,6 +42,7 @@ impl leptos_router::LazyRoute for ChatRoute {
     }
 
     fn view(_this: Self) -> AnyView {
+        crate::page_is_live();
         view! { <ChatPage/> }.into_any()
     }
 }
