@@ -12,7 +12,8 @@ pub(crate) type Fields = Map<String, Value>;
 
 /// `v` as an object, or why not (`what` names the type expected).
 pub(crate) fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Fields, String> {
-    v.as_object().ok_or_else(|| format!("{what} is a JSON object"))
+    v.as_object()
+        .ok_or_else(|| format!("{what} is a JSON object"))
 }
 
 pub(crate) fn get<'a>(f: &'a Fields, name: &str) -> Result<&'a Value, String> {

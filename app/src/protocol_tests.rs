@@ -307,7 +307,11 @@ fn every_example_in_the_protocol_doc_round_trips() {
             _ => {
                 let decoded = serde_json::from_value::<ServerMessage>(value.clone())
                     .unwrap_or_else(|e| panic!("{e}: {block}"));
-                assert_eq!(ServerMessage::from_frame(block).as_ref(), Ok(&decoded), "{block}");
+                assert_eq!(
+                    ServerMessage::from_frame(block).as_ref(),
+                    Ok(&decoded),
+                    "{block}"
+                );
                 serde_json::to_value(decoded)
             }
         }

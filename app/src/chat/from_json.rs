@@ -124,8 +124,11 @@ mod tests {
             "updated_at":"t1","message_count":4}]});
         agree(list, ConversationList::from_json);
         agree(json!({"conversations":[]}), ConversationList::from_json);
-        agree(json!({"conversations":[{"id":"ab12","title":"Hello","created_at":"t0",
-            "updated_at":"t1","message_count":-4}]}), ConversationList::from_json);
+        agree(
+            json!({"conversations":[{"id":"ab12","title":"Hello","created_at":"t0",
+            "updated_at":"t1","message_count":-4}]}),
+            ConversationList::from_json,
+        );
         agree(json!({}), ConversationList::from_json);
         agree(json!({"token":"0123abcd"}), SessionToken::from_json);
         agree(json!({"token":7}), SessionToken::from_json);

@@ -137,13 +137,20 @@ pub fn ChatPage() -> impl IntoView {
                         .then(|| Box::new(move || chat.regenerate()) as Box<dyn Fn()>);
                 let content = message.content.clone();
                 let copied = Signal::derive(move || chat.copied.get() == Some(i));
-                message_view(message, render, copied, move || chat.copy(i, &content), regenerate)
+                message_view(
+                    message,
+                    render,
+                    copied,
+                    move || chat.copy(i, &content),
+                    regenerate,
+                )
             })
             .collect_view()
     };
 
     let empty_state = move || {
-        let empty = (thread.with(Vec::is_empty) || waiting_for_renderer.get()) && !answer_here.get();
+        let empty =
+            (thread.with(Vec::is_empty) || waiting_for_renderer.get()) && !answer_here.get();
         empty.then(|| {
             if chat.thread_loading.get() || waiting_for_renderer.get() {
                 view! { <p class="chat-empty" data-testid="chat-empty">"Loading the conversation…"</p> }

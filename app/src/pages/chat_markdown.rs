@@ -45,7 +45,9 @@ impl Markdown {
 
     /// `markdown` as HTML, or nothing while the renderer is not here yet (tracked).
     pub fn html(self, markdown: &str) -> String {
-        self.renderer().map(|render| render(markdown)).unwrap_or_default()
+        self.renderer()
+            .map(|render| render(markdown))
+            .unwrap_or_default()
     }
 
     /// Fetches the renderer unless it is here or on its way. Does nothing outside the browser.

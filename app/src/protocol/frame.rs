@@ -13,8 +13,8 @@
 use super::{JobId, ServerMessage};
 use crate::chat::{ChatUsage, ConversationId, FinishReason};
 use crate::error_code::ErrorCode;
-use crate::tensor::Tensor;
 use crate::fields::{float, get, optional, string, uint, wrong};
+use crate::tensor::Tensor;
 use serde_json::{Number, Value};
 
 impl ServerMessage {
