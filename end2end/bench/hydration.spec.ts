@@ -1,8 +1,8 @@
 // Benchmark, not a test (run by `make bench`, not by `make test`): time from navigation start to
 // a hydrated page, in Chromium, through the Performance API. Each page is loaded RUNS times in a
 // fresh context (cold cache) and the time at which the app marks itself live
-// (`data-hydrated="true"`, set by an effect of the page shown, after its own lazily loaded code has hydrated) is read as `performance.now()` relative to
-// the navigation's start. Also reports the bundle's size as served (raw and gzip): the main bundle
+// (`data-hydrated="true"`, set by an effect of the page shown once its own lazily loaded code has
+// hydrated) is read as `performance.now()` relative to the navigation's start. Also reports the bundle's size as served (raw and gzip): the main bundle
 // and, apart, the lazily loaded pages' files; and each page's first load: the wasm (and JS) files
 // the browser fetched for it until it was hydrated, each gzipped on its own (level 9), added up.
 // Target: at most 300,000 bytes of wasm gzipped for every page.
