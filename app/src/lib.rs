@@ -13,6 +13,7 @@ pub mod chat;
 #[cfg(feature = "ui")]
 pub mod client;
 pub mod error_code;
+mod fields;
 pub mod markdown;
 pub mod openai;
 #[cfg(feature = "ui")]
@@ -23,7 +24,7 @@ pub mod tensor;
 #[cfg(feature = "ui")]
 mod root;
 #[cfg(feature = "ui")]
-pub use root::{shell, App};
+pub use root::{page_is_live, shell, App};
 
 /// The page's script policy: only the site's own scripts and the inline hydration scripts
 /// carrying this response's nonce run (so nothing a user or the model wrote can), WebAssembly may

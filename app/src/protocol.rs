@@ -3,7 +3,9 @@
 //! the golden tests below keep the two in step.
 //!
 //! A client frame is decoded, with the refusal to send when it does not decode, by
-//! [`ClientMessage::decode`] (in `protocol/decode.rs`).
+//! [`ClientMessage::decode`] (in `protocol/decode.rs`); the browser decodes a server frame with
+//! [`ServerMessage::from_frame`] (in `protocol/frame.rs`, lighter in the wasm bundle than the
+//! derive, and checked against it).
 //!
 //! Every server message about a job carries its `job_id` and a per-job `seq` (0, 1, 2, ... with no
 //! gaps), so a client can tell the order of events and notice a lost one.
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 mod decode;
+mod frame;
 pub use decode::Undecodable;
 
 /// An opaque, random job id (128 bits, hex). Knowing it grants nothing: jobs are bound to the

@@ -16,6 +16,13 @@ where
     assert_eq!(&decoded, msg, "decoding");
 }
 
+/// [`golden`] for a server message, and the browser's decoder gives the same message.
+fn server_golden(msg: &ServerMessage, expected: Value) {
+    let text = expected.to_string();
+    golden(msg, expected);
+    assert_eq!(ServerMessage::from_frame(&text).as_ref(), Ok(msg), "{text}");
+}
+
 fn id() -> JobId {
     JobId("9f1c2e7a5b3d4f60a1b2c3d4e5f60718".into())
 }
@@ -80,7 +87,7 @@ fn client_messages_golden() {
 #[test]
 fn server_messages_golden() {
     let j = id().0;
-    golden(
+    server_golden(
         &ServerMessage::Accepted {
             client_ref: "r1".into(),
             job_id: id(),
@@ -93,7 +100,7 @@ fn server_messages_golden() {
         json!({"type":"accepted","client_ref":"r1","job_id":j,"seq":0,"position":3,
             "queue_length":5,"eta_ms":600}),
     );
-    golden(
+    server_golden(
         &ServerMessage::Accepted {
             client_ref: "c1".into(),
             job_id: id(),
@@ -106,7 +113,7 @@ fn server_messages_golden() {
         json!({"type":"accepted","client_ref":"c1","job_id":j,"seq":0,"position":1,
             "queue_length":1,"eta_ms":0,"conversation_id":"9b2e"}),
     );
-    golden(
+    server_golden(
         &ServerMessage::Loading {
             job_id: id(),
             seq: 2,
@@ -114,7 +121,7 @@ fn server_messages_golden() {
         },
         json!({"type":"loading","job_id":j,"seq":2,"progress":0.5}),
     );
-    golden(
+    server_golden(
         &ServerMessage::Token {
             job_id: id(),
             seq: 3,
@@ -122,7 +129,7 @@ fn server_messages_golden() {
         },
         json!({"type":"token","job_id":j,"seq":3,"text":"Hé"}),
     );
-    golden(
+    server_golden(
         &ServerMessage::Done {
             job_id: id(),
             seq: 9,
@@ -137,7 +144,7 @@ fn server_messages_golden() {
         json!({"type":"done","job_id":j,"seq":9,"usage":{"prompt_tokens":31,"completion_tokens":5,
             "time_to_first_token_ms":120.0,"tokens_per_second":40.0,"finish_reason":"stop"}}),
     );
-    golden(
+    server_golden(
         &ServerMessage::Position {
             job_id: id(),
             seq: 1,
@@ -146,7 +153,7 @@ fn server_messages_golden() {
         },
         json!({"type":"position","job_id":j,"seq":1,"position":2,"eta_ms":400}),
     );
-    golden(
+    server_golden(
         &ServerMessage::Started {
             job_id: id(),
             seq: 2,
@@ -154,7 +161,7 @@ fn server_messages_golden() {
         },
         json!({"type":"started","job_id":j,"seq":2,"waited_ms":412}),
     );
-    golden(
+    server_golden(
         &ServerMessage::Result {
             cached: false,
             job_id: id(),
@@ -168,7 +175,7 @@ fn server_messages_golden() {
         json!({"type":"result","job_id":j,"seq":3,"output":{"shape":[2],"data":[1.0,"Infinity"]},
             "compute_ms":3.1}),
     );
-    golden(
+    server_golden(
         &ServerMessage::Done {
             job_id: id(),
             seq: 4,
@@ -176,7 +183,7 @@ fn server_messages_golden() {
         },
         json!({"type":"done","job_id":j,"seq":4}),
     );
-    golden(
+    server_golden(
         &ServerMessage::Error {
             job_id: None,
             client_ref: Some("r1".into()),
@@ -187,7 +194,7 @@ fn server_messages_golden() {
         },
         json!({"type":"error","client_ref":"r1","code":"invalid_input","message":"m"}),
     );
-    golden(
+    server_golden(
         &ServerMessage::Pong { nonce: Some(5) },
         json!({"type":"pong","nonce":5}),
     );
@@ -198,6 +205,64 @@ fn unknown_fields_are_ignored_and_unknown_types_rejected() {
     let m: ClientMessage = serde_json::from_value(json!({"type":"ping","extra":true})).unwrap();
     assert_eq!(m, ClientMessage::Ping { nonce: None });
     assert!(serde_json::from_value::<ClientMessage>(json!({"type":"launch"})).is_err());
+}
+
+/// The browser's decoder agrees with the derive on what it accepts and what it refuses, optional
+/// fields absent or `null`, and tensor data in every form.
+#[test]
+fn the_browser_decoder_agrees_with_serde() {
+    let j = id().0;
+    let frames = [
+        json!({"type":"loading","job_id":j,"seq":1}),
+        json!({"type":"loading","job_id":j,"seq":1,"progress":null}),
+        json!({"type":"loading","job_id":j,"seq":1,"progress":1}),
+        json!({"type":"loading","job_id":j,"seq":1,"progress":0.25}),
+        json!({"type":"result","job_id":j,"seq":2,"compute_ms":1,"cached":true,
+            "output":{"shape":[3],"data":[1,-2,0.5]}}),
+        json!({"type":"result","job_id":j,"seq":2,"compute_ms":1.5,
+            "output":{"shape":[],"data":["NaN"]}}),
+        json!({"type":"result","job_id":j,"seq":2,"compute_ms":1.5,
+            "output":{"shape":[2],"data":["Infinity","-Infinity"]}}),
+        json!({"type":"result","job_id":j,"seq":2,"compute_ms":1.5,
+            "output":{"shape":[1],"data":[1e300]}}),
+        json!({"type":"result","job_id":j,"seq":2,"compute_ms":1.5,
+            "output":{"shape":[1],"data":["nan"]}}),
+        json!({"type":"result","job_id":j,"seq":2,"compute_ms":1.5,"output":{"shape":[1]}}),
+        json!({"type":"result","job_id":j,"seq":2,"compute_ms":1.5,"cached":null,
+            "output":{"shape":[1],"data":[1]}}),
+        json!({"type":"done","job_id":j,"seq":3,"usage":null}),
+        json!({"type":"done","job_id":j,"seq":3,"usage":{"prompt_tokens":1,
+            "completion_tokens":2,"time_to_first_token_ms":3,"tokens_per_second":4.5,
+            "finish_reason":"length"}}),
+        json!({"type":"done","job_id":j,"seq":3,"usage":{"prompt_tokens":1,
+            "completion_tokens":2,"time_to_first_token_ms":3,"tokens_per_second":4.5,
+            "finish_reason":"tired"}}),
+        json!({"type":"done","job_id":j,"seq":3,"usage":{"prompt_tokens":5000000000u64,
+            "completion_tokens":2,"time_to_first_token_ms":3,"tokens_per_second":4.5,
+            "finish_reason":"stop"}}),
+        json!({"type":"error","code":"bad_message","message":"no","seq":null,"job_id":null}),
+        json!({"type":"error","code":"teapot","message":"no"}),
+        json!({"type":"error","code":"timeout"}),
+        json!({"type":"position","job_id":j,"seq":1.0,"position":1,"eta_ms":0}),
+        json!({"type":"position","job_id":j,"seq":-1,"position":1,"eta_ms":0}),
+        json!({"type":"position","job_id":7,"seq":1,"position":1,"eta_ms":0}),
+        json!({"type":"started","job_id":j,"seq":1,"waited_ms":2,"extra":[1]}),
+        json!({"type":"token","job_id":j,"seq":4}),
+        json!({"type":"pong"}),
+        json!({"type":"pong","nonce":9}),
+        json!({"type":"launch"}),
+        json!({"type":3}),
+        json!({"job_id":j}),
+        json!([1, 2]),
+    ];
+    for frame in frames {
+        let text = frame.to_string();
+        let serde = serde_json::from_str::<ServerMessage>(&text).ok();
+        // Compared as printed: NaN is not equal to itself.
+        let ours = ServerMessage::from_frame(&text).ok();
+        assert_eq!(format!("{ours:?}"), format!("{serde:?}"), "{text}");
+    }
+    assert!(ServerMessage::from_frame("{\"type\":").is_err());
 }
 
 #[test]
@@ -239,10 +304,16 @@ fn every_example_in_the_protocol_doc_round_trips() {
             "submit" | "cancel" | "resume" | "ping" => serde_json::to_value(
                 serde_json::from_value::<ClientMessage>(value.clone()).unwrap(),
             ),
-            _ => serde_json::to_value(
-                serde_json::from_value::<ServerMessage>(value.clone())
-                    .unwrap_or_else(|e| panic!("{e}: {block}")),
-            ),
+            _ => {
+                let decoded = serde_json::from_value::<ServerMessage>(value.clone())
+                    .unwrap_or_else(|e| panic!("{e}: {block}"));
+                assert_eq!(
+                    ServerMessage::from_frame(block).as_ref(),
+                    Ok(&decoded),
+                    "{block}"
+                );
+                serde_json::to_value(decoded)
+            }
         }
         .unwrap();
         assert_eq!(normalise(reencoded), normalise(value), "example:\n{block}");

@@ -1,6 +1,7 @@
 //! The application's root components (feature `ui`): the HTML document the server renders
 //! ([`shell`]), the app with its routes ([`App`]), and the site chrome around them, which the embed
-//! routes (`/embed/...`, the widget) leave out.
+//! routes (`/embed/...`, the widget) leave out. Every page is a lazy route: in the browser each
+//! page's code is a wasm file of its own, so the main bundle holds only what all pages share.
 
 use crate::{client, content_security_policy, pages};
 use leptos::prelude::*;
@@ -40,13 +41,16 @@ const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/s
 
 /// The application: site chrome and the routes.
 ///
-/// The root element gets `data-hydrated="true"` once the app is live in the browser (set by an
-/// effect, which never runs on the server), so browser tests can wait for hydration.
+/// The root element gets `data-hydrated="true"` once the app is live in the browser, the page
+/// shown included, so browser tests (and the hydration benchmark) can wait for hydration. Every
+/// page is a lazily loaded route, whose hydration ends after its wasm file has arrived, later than
+/// the frame's: so the mark is set by an effect of the page's own ([`page_is_live`], called by
+/// each route's view), never by one of the frame, and effects never run on the server.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
+    provide_context(Live(hydrated));
     view! {
         <Stylesheet id="leptos" href="/pkg/turnstile.css"/>
         <Title text="Turnstile"/>
@@ -54,6 +58,18 @@ pub fn App() -> impl IntoView {
         <Router>
             <Frame hydrated/>
         </Router>
+    }
+}
+
+/// Whether the page shown is live (see [`App`]).
+#[derive(Clone, Copy)]
+struct Live(RwSignal<bool>);
+
+/// Marks the app live once the page being built has hydrated: an effect runs after the
+/// synchronous work that hydrates the view it is created in. Each page's route view calls it.
+pub fn page_is_live() {
+    if let Some(Live(live)) = use_context::<Live>() {
+        Effect::new(move |_| live.set(true));
     }
 }
 
@@ -114,13 +130,16 @@ fn Frame(hydrated: RwSignal<bool>) -> impl IntoView {
                 </header>
             </Show>
             <main id="main" tabindex="-1">
-                <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
-                    <Route path=StaticSegment("") view=pages::calculator::CalculatorPage/>
+                <Routes fallback=|| {
+                    page_is_live();
+                    view! { <p class="not-found">"Page not found."</p> }
+                }>
+                    <Route path=StaticSegment("") view={Lazy::<pages::calculator::CalculatorRoute>::new()}/>
                     <Route path=StaticSegment("chat") view={Lazy::<pages::chat::ChatRoute>::new()}/>
                     <Route path=StaticSegment("stats") view={Lazy::<pages::stats::StatsRoute>::new()}/>
                     <Route
                         path=(StaticSegment("embed"), StaticSegment("calculator"))
-                        view=pages::calculator::CalculatorPage
+                        view={Lazy::<pages::calculator::CalculatorRoute>::new()}
                     />
                     <Route
                         path=(StaticSegment("embed"), StaticSegment("chat"))

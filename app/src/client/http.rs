@@ -1,4 +1,5 @@
-//! JSON over HTTP for the pages: [`get_json`], [`post_json`] and [`delete`] on same-origin paths,
+//! JSON over HTTP for the pages: [`get_json`], [`get_json_with`], [`post_json`] and [`delete`] on
+//! same-origin paths,
 //! [`sleep_ms`] between polls, and the session token kept for browsers that cannot keep the
 //! session cookie ([`ensure_session`], [`stored_session`]).
 //!
@@ -8,6 +9,8 @@
 //! every request as the [`SESSION_HEADER`] header (and on the WebSocket URL, see
 //! [`super::ws`]). The server prefers the cookie when both are present.
 //!
+//! [`get_json`] decodes with the type's derived `Deserialize`; [`get_json_with`] and [`post_json`]
+//! with a hand-written decoder over a parsed `serde_json::Value` (the chat's, lighter in its wasm).
 //! With `hydrate` these use gloo-net's fetch, gloo-timers and `window.localStorage`; elsewhere
 //! the requests fail, the token is absent and `sleep_ms` returns at once (they are only called
 //! from browser-only effects and handlers). Concurrency: single-threaded (the browser's event
@@ -21,6 +24,9 @@ pub const SESSION_KEY: &str = "turnstile_session";
 
 /// Request header that carries the session token.
 pub const SESSION_HEADER: &str = "x-turnstile-session";
+
+/// A hand-written decoder of a JSON body (such as [`crate::chat::Conversation::from_json`]).
+pub type Decoder<T> = fn(&serde_json::Value) -> Result<T, String>;
 
 #[cfg(feature = "hydrate")]
 mod browser {
@@ -66,6 +72,22 @@ mod browser {
             .map_err(|e| format!("{path}: unexpected answer ({e})"))
     }
 
+    /// Decodes a successful response's JSON body with `decode`.
+    pub(super) async fn decode_with<T>(
+        path: &str,
+        sent: Result<Response, gloo_net::Error>,
+        decode: super::Decoder<T>,
+    ) -> Result<T, String> {
+        let unexpected = |e: String| format!("{path}: unexpected answer ({e})");
+        let text = check(path, sent)
+            .await?
+            .text()
+            .await
+            .map_err(|e| unexpected(e.to_string()))?;
+        let value = serde_json::from_str(&text).map_err(|e| unexpected(e.to_string()))?;
+        decode(&value).map_err(unexpected)
+    }
+
     /// `window.localStorage`, when the browser allows it.
     pub(super) fn local_storage() -> Option<web_sys::Storage> {
         web_sys::window()?.local_storage().ok().flatten()
@@ -81,18 +103,27 @@ pub async fn get_json<T: DeserializeOwned>(path: &str) -> Result<T, String> {
     browser::decode(path, sent).await
 }
 
-/// `POST path` (same origin) with `body` as JSON, and decode the JSON answer.
+/// [`get_json`] with a hand-written decoder.
 #[cfg(feature = "hydrate")]
-pub async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+pub async fn get_json_with<T>(path: &str, decode: Decoder<T>) -> Result<T, String> {
+    use gloo_net::http::Request;
+    let sent = browser::with_session(Request::get(path)).send().await;
+    browser::decode_with(path, sent, decode).await
+}
+
+/// `POST path` (same origin) with `body` as JSON, and decode the JSON answer with `decode`.
+#[cfg(feature = "hydrate")]
+pub async fn post_json<B: Serialize + ?Sized, T>(
     path: &str,
     body: &B,
+    decode: Decoder<T>,
 ) -> Result<T, String> {
     use gloo_net::http::Request;
     let request = browser::with_session(Request::post(path))
         .json(body)
         .map_err(|e| format!("{path}: could not encode the request ({e})"))?;
     let sent = request.send().await;
-    browser::decode(path, sent).await
+    browser::decode_with(path, sent, decode).await
 }
 
 /// `DELETE path` (same origin); any success status (204) is fine.
@@ -163,9 +194,16 @@ pub async fn get_json<T: DeserializeOwned>(path: &str) -> Result<T, String> {
 
 /// Outside the browser there is no fetch: always an error.
 #[cfg(not(feature = "hydrate"))]
-pub async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+pub async fn get_json_with<T>(path: &str, _decode: Decoder<T>) -> Result<T, String> {
+    Err(format!("{path}: fetching is only available in the browser"))
+}
+
+/// Outside the browser there is no fetch: always an error.
+#[cfg(not(feature = "hydrate"))]
+pub async fn post_json<B: Serialize + ?Sized, T>(
     path: &str,
     _body: &B,
+    _decode: Decoder<T>,
 ) -> Result<T, String> {
     Err(format!("{path}: fetching is only available in the browser"))
 }
@@ -198,8 +236,12 @@ pub async fn sleep_ms(ms: u32) {
 /// any, so a cookie-less browser keeps its session) and stores it for the WebSocket and later
 /// requests. Returns the token.
 pub async fn ensure_session() -> Result<String, String> {
-    let answer: crate::chat::SessionToken =
-        post_json("/api/session", &serde_json::json!({})).await?;
+    let answer = post_json(
+        "/api/session",
+        &serde_json::json!({}),
+        crate::chat::SessionToken::from_json,
+    )
+    .await?;
     store_session(&answer.token);
     Ok(answer.token)
 }

@@ -6,7 +6,8 @@
 //! are decoded as [`ServerMessage`]s and handed, with the news that the socket closed, to the
 //! callback given to [`Connection::new`]. An owner that must act when a socket (re)opens, such as
 //! the chat resuming its answer after a drop, registers [`Connection::on_open`]. Dropping the
-//! `Connection` closes the socket.
+//! `Connection` closes the socket. Frames are decoded by [`ServerMessage::from_frame`] (the
+//! derived `Deserialize` is heavier in the bundle).
 //!
 //! When the page holds a session token (see [`super::http::stored_session`]), it is sent as the
 //! `session` query parameter, for browsers that block the session cookie.
@@ -218,7 +219,7 @@ mod browser {
                     None => break None,
                 },
                 frame = read.next() => match frame {
-                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMessage>(&text) {
+                    Some(Ok(Message::Text(text))) => match ServerMessage::from_frame(&text) {
                         Ok(msg) => {
                             crate::client::embed::notify(&msg);
                             on_event(SocketEvent::Message(msg))

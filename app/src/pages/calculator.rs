@@ -133,6 +133,22 @@ fn error_view(form: Option<FormError>, failure: Option<(String, String)>) -> Opt
     })
 }
 
+/// The calculator page as a lazily loaded route: in the browser its code is a wasm file of its own
+/// (like the chat's and the stats page's), so the main bundle holds only what every page shares.
+pub struct CalculatorRoute;
+
+#[leptos_router::lazy_route]
+impl leptos_router::LazyRoute for CalculatorRoute {
+    fn data() -> Self {
+        CalculatorRoute
+    }
+
+    fn view(_this: Self) -> AnyView {
+        crate::page_is_live();
+        view! { <CalculatorPage/> }.into_any()
+    }
+}
+
 /// The tensor calculator.
 #[component]
 pub fn CalculatorPage() -> impl IntoView {

@@ -19,6 +19,7 @@
 use crate::chat::Role;
 use crate::pages::chat_actions::{wanted_conversation, Chat};
 use crate::pages::chat_browser as browser;
+use crate::pages::chat_markdown::Markdown;
 use crate::pages::chat_state::ChatTracker;
 use crate::pages::chat_view::{
     answer_view, banner_text, conversation_list, is_send_key, live_text, message_view,
@@ -28,9 +29,10 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
-/// The chat page as a lazily loaded route: in the browser its code (with the Markdown renderer) is
-/// a separate wasm chunk, fetched when `/chat` or `/embed/chat` is first shown (see
-/// `scripts/build.sh`); the server renders it in place as any other page.
+/// The chat page as a lazily loaded route: in the browser its code is a separate wasm chunk,
+/// fetched when `/chat` or `/embed/chat` is first shown (see `scripts/build.sh`), and its Markdown
+/// renderer one more, fetched when there is something to render (see
+/// [`super::chat_markdown`]); the server renders it in place as any other page.
 pub struct ChatRoute;
 
 #[leptos_router::lazy_route]
@@ -40,6 +42,7 @@ impl leptos_router::LazyRoute for ChatRoute {
     }
 
     fn view(_this: Self) -> AnyView {
+        crate::page_is_live();
         view! { <ChatPage/> }.into_any()
     }
 }
@@ -69,6 +72,17 @@ pub fn ChatPage() -> impl IntoView {
     let answer_here = Memo::new(move |_| {
         tracker.with(|t| t.is_active() && shown.with(|s| s.as_ref() == t.conversation_id()))
     });
+    // In the browser the Markdown renderer is fetched once there is something to render: a
+    // conversation shown (while its messages are fetched) or an answer on its way. Until it is
+    // here the thread still says it is loading.
+    let md = Markdown::new();
+    Effect::new(move |_| {
+        if shown.with(Option::is_some) || tracker.with(ChatTracker::is_active) {
+            md.load();
+        }
+    });
+    let waiting_for_renderer =
+        Memo::new(move |_| !thread.with(Vec::is_empty) && md.renderer().is_none());
     let active = Memo::new(move |_| tracker.with(ChatTracker::is_active));
     let can_stop = Memo::new(move |_| tracker.with(ChatTracker::can_stop));
     let answer_text = Memo::new(move |_| tracker.with(|t| t.text().to_string()));
@@ -108,6 +122,9 @@ pub fn ChatPage() -> impl IntoView {
     });
 
     let thread_view = move || {
+        let Some(render) = md.renderer() else {
+            return Vec::new();
+        };
         let messages = thread.get();
         let last = messages.len().saturating_sub(1);
         let can_regenerate = !active.get() && shown.with(Option::is_some);
@@ -120,15 +137,22 @@ pub fn ChatPage() -> impl IntoView {
                         .then(|| Box::new(move || chat.regenerate()) as Box<dyn Fn()>);
                 let content = message.content.clone();
                 let copied = Signal::derive(move || chat.copied.get() == Some(i));
-                message_view(message, copied, move || chat.copy(i, &content), regenerate)
+                message_view(
+                    message,
+                    render,
+                    copied,
+                    move || chat.copy(i, &content),
+                    regenerate,
+                )
             })
             .collect_view()
     };
 
     let empty_state = move || {
-        let empty = thread.with(Vec::is_empty) && !answer_here.get();
+        let empty =
+            (thread.with(Vec::is_empty) || waiting_for_renderer.get()) && !answer_here.get();
         empty.then(|| {
-            if chat.thread_loading.get() {
+            if chat.thread_loading.get() || waiting_for_renderer.get() {
                 view! { <p class="chat-empty" data-testid="chat-empty">"Loading the conversation…"</p> }
                     .into_any()
             } else {
@@ -219,7 +243,7 @@ pub fn ChatPage() -> impl IntoView {
                     <div class="chat-thread" data-testid="chat-thread">
                         {empty_state}
                         {thread_view}
-                        {move || answer_here.get().then(|| answer_view(answer_text.into()))}
+                        {move || answer_here.get().then(|| answer_view(answer_text.into(), md))}
                     </div>
                     <div class="chat-dock">
                         {move || banner.get().map(|text| view! {

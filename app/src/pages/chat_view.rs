@@ -3,12 +3,13 @@
 //! the markup of one thread message and of the conversation list. Everything here is pure or
 //! renders only what it is given; the page ([`super::chat`]) owns the state and the I/O.
 //!
-//! Assistant messages are markdown rendered by [`crate::markdown::render`], which escapes every
-//! raw HTML construct and drops unsafe URLs, so its output may be set with `inner_html`.
+//! Assistant messages are markdown rendered by [`crate::markdown::render`] (in the browser loaded
+//! on demand, see [`super::chat_markdown`]), which escapes every raw HTML construct and drops
+//! unsafe URLs, so its output may be set with `inner_html`.
 //! Concurrency: none (runs on the browser's single-threaded event loop, or in the server render).
 
 use crate::chat::{ConversationId, ConversationSummary, MessageStatus, Role};
-use crate::markdown;
+use crate::pages::chat_markdown::{Markdown, Render};
 use crate::pages::chat_state::{AnswerPhase, ChatTracker, ThreadMessage};
 use crate::pages::format;
 use leptos::prelude::*;
@@ -158,10 +159,11 @@ pub fn status_name(status: MessageStatus) -> &'static str {
     }
 }
 
-/// One message of the thread. Assistant messages get Copy, and the last one Regenerate when
-/// `regenerate` is given.
+/// One message of the thread, assistant messages' Markdown rendered by `render`. Assistant
+/// messages get Copy, and the last one Regenerate when `regenerate` is given.
 pub fn message_view(
     message: ThreadMessage,
+    render: Render,
     copied: Signal<bool>,
     on_copy: impl Fn() + 'static,
     regenerate: Option<Box<dyn Fn()>>,
@@ -178,7 +180,7 @@ pub fn message_view(
         }
         .into_any(),
         Role::Assistant => {
-            let html = markdown::render(&message.content);
+            let html = render(&message.content);
             view! {
                 <article class="chat-msg chat-msg-assistant" data-testid="chat-message" data-role="assistant" data-status=status aria-label="The model answered">
                     <div class="chat-msg-body md" inner_html=html></div>
@@ -212,11 +214,12 @@ pub fn message_view(
     }
 }
 
-/// The answer in flight: its markdown so far with the blinking cursor at its end.
-pub fn answer_view(text: Signal<String>) -> AnyView {
+/// The answer in flight: its markdown so far with the blinking cursor at its end (only the cursor
+/// while the renderer is still on its way).
+pub fn answer_view(text: Signal<String>, md: Markdown) -> AnyView {
     view! {
         <article class="chat-msg chat-msg-assistant chat-answer" data-testid="chat-answer" aria-busy="true" aria-label="The model is answering">
-            <div class="chat-msg-body md" inner_html=move || with_cursor(&text.with(|t| markdown::render(t)))></div>
+            <div class="chat-msg-body md" inner_html=move || with_cursor(&text.with(|t| md.html(t)))></div>
         </article>
     }
     .into_any()
@@ -372,7 +375,7 @@ mod tests {
         );
         // After a void or opening tag, the cursor simply follows it.
         assert_eq!(with_cursor("<hr />\n"), format!("<hr />{CURSOR_HTML}\n"));
-        let rendered = markdown::render("Some **bold");
+        let rendered = crate::markdown::render("Some **bold");
         assert!(with_cursor(&rendered).contains(&format!("bold{CURSOR_HTML}</p>")));
     }
 

@@ -6,6 +6,7 @@ pub mod calculator;
 pub mod chat;
 pub mod chat_actions;
 pub mod chat_browser;
+pub mod chat_markdown;
 pub mod chat_state;
 pub mod chat_view;
 pub mod format;

@@ -130,6 +130,7 @@ impl leptos_router::LazyRoute for StatsRoute {
     }
 
     fn view(_this: Self) -> AnyView {
+        crate::page_is_live();
         view! { <StatsPage/> }.into_any()
     }
 }

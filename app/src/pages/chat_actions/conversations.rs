@@ -3,7 +3,7 @@
 
 use super::Chat;
 use crate::chat::{Conversation, ConversationId, ConversationList, Role};
-use crate::client::http::{delete, ensure_session, get_json};
+use crate::client::http::{delete, ensure_session, get_json_with};
 use crate::pages::chat_browser as browser;
 use crate::pages::chat_state::{ChatTracker, PendingJob, ThreadMessage};
 use crate::pages::chat_view::{chat_href, encode_query_value};
@@ -76,7 +76,7 @@ impl Chat {
     pub(super) fn load_conversation(self, id: ConversationId) {
         self.thread_loading.set(true);
         spawn_local(async move {
-            let result = get_json::<Conversation>(&conversation_path(&id)).await;
+            let result = get_json_with(&conversation_path(&id), Conversation::from_json).await;
             if self.is_here(Some(&id)) {
                 match result {
                     Ok(conversation) => {
@@ -100,7 +100,7 @@ impl Chat {
 
     /// Fetches the conversation list again.
     pub(super) async fn refresh_list(self) {
-        match get_json::<ConversationList>("/api/conversations").await {
+        match get_json_with("/api/conversations", ConversationList::from_json).await {
             Ok(list) => {
                 self.conversations.try_set(list.conversations);
                 self.list_problem.try_set(None);
