@@ -111,8 +111,11 @@ pub async fn run(
     let mut reap = tokio::time::interval(lease / 2);
     let mut poll = tokio::time::interval(Duration::from_millis(250));
     let control = queue.keys().control(&worker);
+    // The lines that may have work for this worker: a job was added to it, a place in it freed,
+    // or the fallback poll. A claim that finds nothing clears its line, so an idle line costs
+    // no call per change of another.
+    let mut wanted = [true, true];
     loop {
-        let mut want_claim = false;
         tokio::select! {
             _ = shutdown.cancelled() => break,
             e = entries.recv() => match e {
@@ -123,12 +126,20 @@ pub async fn run(
                         }
                     }
                 }
-                Some(_) => want_claim = true,
+                Some(Followed::Entry { fields, .. }) => {
+                    if let Some(change) = turnstile_cluster::Change::from_fields(&fields) {
+                        if change.added {
+                            wanted[line_index(&change.line)] = true;
+                        }
+                    }
+                }
+                Some(Followed::Reconnected) => wanted = [true, true],
                 None => break,
             },
             d = done.recv() => {
-                if let Some(id) = d { running.remove(&id); }
-                want_claim = true;
+                if let Some(r) = d.and_then(|id| running.remove(&id)) {
+                    wanted[line_index(r.line)] = true;
+                }
             }
             _ = renew.tick() => {
                 for (id, r) in running.iter_mut() {
@@ -154,7 +165,7 @@ pub async fn run(
                 match queue.reap(&failed, &cancelled, 100).await {
                     Ok(r) if r.requeued + r.failed > 0 => {
                         tracing::warn!(requeued = r.requeued, failed = r.failed, "took back jobs whose lease expired");
-                        want_claim = true;
+                        wanted = [true, true];
                     }
                     Ok(_) => {}
                     Err(e) => tracing::debug!(error = %e, "reaping leases failed"),
@@ -166,9 +177,9 @@ pub async fn run(
                     Err(e) => tracing::debug!(error = %e, "cancelling orphaned jobs failed"),
                 }
             }
-            _ = poll.tick() => want_claim = true,
+            _ = poll.tick() => wanted = [true, true],
         }
-        if want_claim {
+        if wanted.contains(&true) {
             claim(
                 &queue,
                 &scheduler,
@@ -176,6 +187,7 @@ pub async fn run(
                 capacity,
                 &mut running,
                 &emit_tx,
+                &mut wanted,
             )
             .await;
         }
@@ -195,7 +207,13 @@ pub async fn run(
     Ok(())
 }
 
-/// Claims jobs while this worker has room in a line.
+/// The index of a line in the worker's `wanted` flags.
+fn line_index(line: &str) -> usize {
+    usize::from(line == "lane")
+}
+
+/// Claims jobs while this worker has room in a wanted line; a line found empty is no longer
+/// wanted.
 async fn claim(
     queue: &SharedQueue,
     scheduler: &LocalScheduler,
@@ -203,12 +221,19 @@ async fn claim(
     capacity: Capacity,
     running: &mut HashMap<String, Running>,
     emit: &mpsc::UnboundedSender<Emit>,
+    wanted: &mut [bool; 2],
 ) {
     for (line, room) in [("device", capacity.device), ("lane", capacity.lane)] {
+        if !wanted[line_index(line)] {
+            continue;
+        }
         while running.values().filter(|r| r.line == line).count() < room {
             let c: Claimed = match queue.claim(line, worker).await {
                 Ok(Some(c)) => c,
-                Ok(None) => break,
+                Ok(None) => {
+                    wanted[line_index(line)] = false;
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming from the shared queue failed");
                     return;
