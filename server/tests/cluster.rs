@@ -161,3 +161,51 @@ async fn a_job_nobody_runs_ends_at_max_wait_and_leaves_the_shared_line() {
     }
     assert_eq!(left, 0, "the job left the shared line");
 }
+
+#[tokio::test]
+async fn a_client_sees_its_exact_place_fall_as_another_instances_jobs_run_on_two_workers() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let web1 = TestServer::start(&["--queue", &url]).await;
+    let web2 = TestServer::start(&["--queue", &url]).await;
+    // Four parties, one job each, through instance 2; then A through instance 1: place 5.
+    let mut others = vec![];
+    for i in 0..4u64 {
+        let mut b = web2.ws_as(&new_session()).await;
+        b.send_json(submit(&format!("b{i}"), sleep_job(500))).await;
+        assert_eq!(accepted(&b.recv().await).1, i + 1);
+        others.push(b);
+    }
+    let mut a = web1.ws_as(&new_session()).await;
+    a.send_json(submit("a", sleep_job(50))).await;
+    let (a_id, position, _) = accepted(&a.recv().await);
+    assert_eq!(position, 5);
+
+    // Two workers take the first two; A is told 3, then 1 when the next two are taken.
+    let _w1 = TestWorker::start(&url, &[]).await;
+    let _w2 = TestWorker::start(&url, &[]).await;
+    let mut told = vec![position];
+    loop {
+        match next_about(&mut a, &a_id).await {
+            ServerMessage::Position { position, .. } => told.push(position),
+            ServerMessage::Started { .. } => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        told.windows(2).all(|w| w[1] < w[0]),
+        "A's place only falls: {told:?}"
+    );
+    assert_eq!(*told.last().unwrap(), 1, "{told:?}");
+    assert!(
+        told.contains(&3),
+        "the two workers took two jobs at once: {told:?}"
+    );
+    assert!(matches!(
+        next_about(&mut a, &a_id).await,
+        ServerMessage::Result { .. }
+    ));
+    for b in &mut others {
+        while !b.recv().await.is_terminal() {}
+    }
+}
