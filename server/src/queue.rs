@@ -62,12 +62,20 @@ impl Ticket {
 }
 
 impl JobQueue {
-    /// Validates and queues `work` for `party`; its events go to `sink`, `Accepted` first (in
-    /// the shared queue a refusal for a full queue or a party's cap comes as the job's end).
-    pub fn submit(&self, work: Work, party: Party, sink: EventSink) -> Result<Ticket, JobError> {
+    /// Validates and queues `work` for `party`; its events go to `sink`, `Accepted` first. A
+    /// refusal (`queue_full`, `rate_limited`, a bad job) is the error. In one process this never
+    /// waits; in the shared queue it is one round trip to Redis.
+    pub async fn submit(
+        &self,
+        work: Work,
+        party: Party,
+        sink: EventSink,
+    ) -> Result<Ticket, JobError> {
         match self {
             JobQueue::Local(s) => s.submit(work, party, sink).map(Ticket::Local),
-            JobQueue::Shared { front, .. } => front.submit(work, party, sink).map(Ticket::Shared),
+            JobQueue::Shared { front, .. } => {
+                front.submit(work, party, sink).await.map(Ticket::Shared)
+            }
         }
     }
 

@@ -209,3 +209,26 @@ async fn a_client_sees_its_exact_place_fall_as_another_instances_jobs_run_on_two
         while !b.recv().await.is_terminal() {}
     }
 }
+
+#[tokio::test]
+async fn a_refusal_comes_at_once_for_the_submission_as_in_one_process() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let web = TestServer::start(&["--queue", &url, "--max-waiting-per-session", "1"]).await;
+    let mut c = web.ws_as(&new_session()).await;
+    c.send_json(submit("first", sleep_job(10))).await;
+    accepted(&c.recv().await);
+    c.send_json(submit("second", sleep_job(10))).await;
+    match c.recv().await {
+        ServerMessage::Error {
+            job_id: None,
+            client_ref: Some(r),
+            code,
+            ..
+        } => {
+            assert_eq!(r, "second");
+            assert_eq!(code, app::error_code::ErrorCode::RateLimited);
+        }
+        other => panic!("expected the submission's refusal, got {other:?}"),
+    }
+}

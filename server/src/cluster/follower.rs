@@ -32,10 +32,9 @@ pub(super) enum ToFollower {
         kind: &'static str,
     },
     /// The queue's answer to its enqueue.
-    Enqueued {
-        id: JobId,
-        result: Result<Enqueued, JobError>,
-    },
+    Enqueued { id: JobId, place: Enqueued },
+    /// The job was refused: forget it (its submitter hears why).
+    Forget(JobId),
     /// Report the lines.
     View(oneshot::Sender<SharedCounts>),
 }
@@ -183,33 +182,28 @@ impl Follower {
                 };
                 self.jobs.insert(key, (id, local));
             }
-            ToFollower::Enqueued { id, result } => {
+            ToFollower::Enqueued { id, place: e } => {
                 let key = id.to_string();
-                match result {
-                    Ok(e) => {
-                        let eta_ms = self.eta_ms(&key, e.position);
-                        if let Some((_, job)) = self.jobs.get_mut(&key) {
-                            job.accepted = true;
-                            job.sink.send(
-                                id,
-                                JobEvent::Accepted {
-                                    position: e.position,
-                                    queue_length: e.line_length,
-                                    eta_ms,
-                                },
-                            );
-                            for ev in std::mem::take(&mut job.early) {
-                                self.deliver(&key, ev);
-                            }
-                        }
-                    }
-                    Err(err) => {
-                        self.mirror.unwatch(&key);
-                        if let Some((id, job)) = self.jobs.remove(&key) {
-                            job.sink.send(id, JobEvent::Ended(Err(err)));
-                        }
+                let eta_ms = self.eta_ms(&key, e.position);
+                if let Some((_, job)) = self.jobs.get_mut(&key) {
+                    job.accepted = true;
+                    job.sink.send(
+                        id,
+                        JobEvent::Accepted {
+                            position: e.position,
+                            queue_length: e.line_length,
+                            eta_ms,
+                        },
+                    );
+                    for ev in std::mem::take(&mut job.early) {
+                        self.deliver(&key, ev);
                     }
                 }
+            }
+            ToFollower::Forget(id) => {
+                let key = id.to_string();
+                self.mirror.unwatch(&key);
+                self.jobs.remove(&key);
             }
             ToFollower::View(tx) => {
                 let _ = tx.send(self.view());

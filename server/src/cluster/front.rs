@@ -22,13 +22,14 @@ use turnstile_scheduler::{Executor, Job, JobId, Party, Resource};
 
 /// Changes of the shared queue, in the order this instance made them.
 pub(super) enum Uplink {
-    /// Queue a job.
+    /// Queue a job; `admitted` hears whether it was.
     Submit {
         id: JobId,
         line: &'static str,
         party: Party,
         cost_us: u64,
         payload: Vec<u8>,
+        admitted: oneshot::Sender<Result<(), JobError>>,
     },
     /// Cancel a job (waiting or running, wherever).
     Cancel(JobId),
@@ -175,9 +176,10 @@ impl SharedFront {
         &self.executor
     }
 
-    /// Validates `work` and sends it to the shared queue; its owner hears `Accepted` (or a
-    /// refusal: `queue_full`, `rate_limited`) as its first event.
-    pub fn submit(
+    /// Validates `work` and queues it in the shared queue (one round trip): refused at once as in
+    /// one process (`queue_full`, `rate_limited`), or admitted, its owner hearing `Accepted` as
+    /// its first event.
+    pub async fn submit(
         &self,
         work: Work,
         party: Party,
@@ -195,6 +197,7 @@ impl SharedFront {
         self.follower
             .send(ToFollower::Watch { id, sink, kind })
             .map_err(|_| JobError::ShuttingDown)?;
+        let (admitted, answer) = oneshot::channel();
         self.uplink
             .send(Uplink::Submit {
                 id,
@@ -202,8 +205,10 @@ impl SharedFront {
                 party,
                 cost_us,
                 payload: encode_work(&work),
+                admitted,
             })
             .map_err(|_| JobError::ShuttingDown)?;
+        answer.await.map_err(|_| JobError::ShuttingDown)??;
         Ok(SharedTicket {
             id,
             uplink: self.uplink.clone(),
@@ -219,7 +224,9 @@ impl SharedFront {
     }
 }
 
-/// Sends this instance's queue changes to Redis, one after another.
+/// Sends this instance's queue changes to Redis. Calls are pipelined on the one connection (a
+/// connection's next submit waits for its last one's answer, and a job's cancel can only follow
+/// its admission, so nothing needs them in sequence here).
 async fn uplink_task(
     queue: SharedQueue,
     instance: String,
@@ -227,55 +234,76 @@ async fn uplink_task(
     follower: mpsc::UnboundedSender<ToFollower>,
     shutdown: CancellationToken,
 ) {
-    let cancelled = RemoteEvent::failure(JobError::Cancelled);
-    let cfg = queue.config().clone();
+    let cancelled: Arc<[u8]> = RemoteEvent::failure(JobError::Cancelled).into();
+    let instance: Arc<str> = instance.into();
+    let mut inflight = futures::stream::FuturesUnordered::new();
     loop {
         let msg = tokio::select! {
             _ = shutdown.cancelled() => return,
+            Some(()) = futures::StreamExt::next(&mut inflight), if !inflight.is_empty() => continue,
             m = rx.recv() => match m { Some(m) => m, None => return },
         };
-        match msg {
-            Uplink::Submit {
-                id,
-                line,
-                party,
-                cost_us,
-                payload,
-            } => {
-                let id_text = id.to_string();
-                let result = queue
-                    .enqueue(NewJob {
-                        id: &id_text,
-                        line,
-                        party: &party.key,
-                        weight: party.weight,
-                        cost_us,
-                        owner: &instance,
-                        payload: &payload,
-                    })
-                    .await;
-                let result = match result {
-                    Ok(Ok(e)) => Ok(e),
-                    Ok(Err(Refusal::QueueFull)) => {
-                        Err(JobError::QueueFull(cfg.max_waiting as usize))
+        let (queue, follower) = (queue.clone(), follower.clone());
+        let (cancelled, instance) = (Arc::clone(&cancelled), Arc::clone(&instance));
+        inflight.push(async move {
+            match msg {
+                Uplink::Submit { id, line, party, cost_us, payload, admitted } => {
+                    let result = enqueue(&queue, &instance, id, line, &party, cost_us, &payload).await;
+                    // The follower hears first, so `Accepted` is in the sink when the submitter
+                    // gets its ticket.
+                    match result {
+                        Ok(place) => {
+                            let _ = follower.send(ToFollower::Enqueued { id, place });
+                            let _ = admitted.send(Ok(()));
+                        }
+                        Err(err) => {
+                            let _ = follower.send(ToFollower::Forget(id));
+                            let _ = admitted.send(Err(err));
+                        }
                     }
-                    Ok(Err(Refusal::RateLimited)) => Err(JobError::RateLimited {
-                        waiting: cfg.max_waiting_per_party as usize,
-                        retry_after: Duration::from_secs(1),
-                    }),
-                    Ok(Err(Refusal::Duplicate)) => Err(JobError::Internal),
-                    Err(e) => {
-                        tracing::error!(error = %e, "queueing a job in the shared queue failed");
-                        Err(JobError::Internal)
+                }
+                Uplink::Cancel(id) => {
+                    if let Err(e) = queue.cancel(&id.to_string(), &cancelled).await {
+                        tracing::warn!(error = %e, job = %id, "cancelling in the shared queue failed");
                     }
-                };
-                let _ = follower.send(ToFollower::Enqueued { id, result });
-            }
-            Uplink::Cancel(id) => {
-                if let Err(e) = queue.cancel(&id.to_string(), &cancelled).await {
-                    tracing::warn!(error = %e, job = %id, "cancelling in the shared queue failed");
                 }
             }
+        });
+    }
+}
+
+/// Queues one job; a refusal or a failure as the error its submitter hears.
+async fn enqueue(
+    queue: &SharedQueue,
+    instance: &str,
+    id: JobId,
+    line: &'static str,
+    party: &Party,
+    cost_us: u64,
+    payload: &[u8],
+) -> Result<turnstile_cluster::Enqueued, JobError> {
+    let id_text = id.to_string();
+    let job = NewJob {
+        id: &id_text,
+        line,
+        party: &party.key,
+        weight: party.weight,
+        cost_us,
+        owner: instance,
+        payload,
+    };
+    let cfg = queue.config();
+    match queue.enqueue(job).await {
+        Ok(Ok(e)) => Ok(e),
+        Ok(Err(Refusal::QueueFull)) => Err(JobError::QueueFull(cfg.max_waiting as usize)),
+        Ok(Err(Refusal::RateLimited)) => Err(JobError::RateLimited {
+            waiting: cfg.max_waiting_per_party as usize,
+            retry_after: Duration::from_secs(1),
+        }),
+        Ok(Err(Refusal::Duplicate)) => Err(JobError::Internal),
+        Err(e) => {
+            tracing::error!(error = %e, "queueing a job in the shared queue failed");
+            Err(JobError::Internal)
         }
     }
 }

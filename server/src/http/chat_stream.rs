@@ -69,17 +69,20 @@ pub async fn chat_stream(
         conn: uuid::Uuid::new_v4().as_u64_pair().0,
         notify: Arc::new(Notify::new()),
     };
-    let id = state.relay.submit(
-        &state.scheduler,
-        prepared.work,
-        Submission {
-            session,
-            client_ref: "chat-stream".into(),
-            persist: prepared.persist,
-            follower: follower.clone(),
-            party,
-        },
-    )?;
+    let id = state
+        .relay
+        .submit(
+            &state.scheduler,
+            prepared.work,
+            Submission {
+                session,
+                client_ref: "chat-stream".into(),
+                persist: prepared.persist,
+                follower: follower.clone(),
+                party,
+            },
+        )
+        .await?;
     let reader = Reader {
         relay: Arc::clone(&state.relay),
         id,

@@ -122,7 +122,11 @@ pub async fn completions(
         params,
     });
     let (tx, rx) = mpsc::unbounded_channel();
-    let ticket = match state.scheduler.submit(work, party, std::sync::Arc::new(tx)) {
+    let ticket = match state
+        .scheduler
+        .submit(work, party, std::sync::Arc::new(tx))
+        .await
+    {
         Ok(t) => t,
         Err(e) => return job_error(e),
     };

@@ -58,6 +58,7 @@ pub async fn execute(
     let ticket = state
         .scheduler
         .submit(Work::Calc(job), party, std::sync::Arc::new(tx))
+        .await
         .map_err(|e| AppError::from(e).with_request_id(&rid))?;
     tracing::debug!(request_id = %rid, job_id = %ticket.id(), "job submitted over HTTP");
     let mut waited_ms = 0;

@@ -130,7 +130,7 @@ impl Relay {
     }
 
     /// Queues a chat with the scheduler; its log is its event sink.
-    pub fn submit(
+    pub async fn submit(
         self: &Arc<Self>,
         scheduler: &JobQueue,
         work: Work,
@@ -143,7 +143,9 @@ impl Relay {
             Some(sub.persist),
             sub.client_ref,
         );
-        let ticket = scheduler.submit(work, sub.party, ChatSink::sink(Arc::clone(&log)))?;
+        let ticket = scheduler
+            .submit(work, sub.party, ChatSink::sink(Arc::clone(&log)))
+            .await?;
         let id = JobLabel::wire_id(ticket.id());
         log.set_ticket(ticket);
         self.logs.lock().insert(id.clone(), log);

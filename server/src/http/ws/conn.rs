@@ -205,11 +205,15 @@ impl Conn {
                     return Some(Reply::Many(cached_answer(client_ref, &hit).into()));
                 }
                 let work = crate::job::Work::Calc(c);
-                let submitted = self.state.scheduler.submit(
-                    work,
-                    self.party.clone(),
-                    std::sync::Arc::clone(&self.sink) as EventSink,
-                );
+                let submitted = self
+                    .state
+                    .scheduler
+                    .submit(
+                        work,
+                        self.party.clone(),
+                        std::sync::Arc::clone(&self.sink) as EventSink,
+                    )
+                    .await;
                 return match submitted {
                     Ok(ticket) => {
                         let id = ticket.id();
@@ -257,6 +261,7 @@ impl Conn {
             .state
             .relay
             .submit(&self.state.scheduler, prepared.work, sub)
+            .await
         {
             Ok(id) => {
                 tracing::debug!(job_id = %id, %client_ref, "submitted");
