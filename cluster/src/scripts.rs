@@ -29,6 +29,10 @@ pub(crate) struct Scripts {
     pub(crate) heartbeat: Script,
     /// Cancels the jobs of instances gone silent.
     pub(crate) orphans: Script,
+    /// Copies chat messages to their wire streams (owner only).
+    pub(crate) wire: Script,
+    /// Moves a job to the instance its client resumes through, with its copied messages.
+    pub(crate) takeover: Script,
 }
 
 const COMMON: &str = include_str!("lua/common.lua");
@@ -50,6 +54,8 @@ impl Scripts {
             adopt: script(include_str!("lua/adopt.lua")),
             heartbeat: script(include_str!("lua/heartbeat.lua")),
             orphans: script(include_str!("lua/orphans.lua")),
+            wire: script(include_str!("lua/wire.lua")),
+            takeover: script(include_str!("lua/takeover.lua")),
         }
     }
 }

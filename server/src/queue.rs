@@ -65,9 +65,31 @@ impl JobQueue {
     /// Validates and queues `work` for `party`; its events go to `sink`, `Accepted` first (in
     /// the shared queue a refusal for a full queue or a party's cap comes as the job's end).
     pub fn submit(&self, work: Work, party: Party, sink: EventSink) -> Result<Ticket, JobError> {
+        self.submit_resumable(work, party, sink, None)
+    }
+
+    /// As [`JobQueue::submit`]; in the shared queue, `resume` (the session that may resume the
+    /// job through another instance, and what that instance needs, opaque here) is kept with it.
+    pub fn submit_resumable(
+        &self,
+        work: Work,
+        party: Party,
+        sink: EventSink,
+        resume: Option<(String, Vec<u8>)>,
+    ) -> Result<Ticket, JobError> {
         match self {
             JobQueue::Local(s) => s.submit(work, party, sink).map(Ticket::Local),
-            JobQueue::Shared { front, .. } => front.submit(work, party, sink).map(Ticket::Shared),
+            JobQueue::Shared { front, .. } => front
+                .submit(work, party, sink, resume)
+                .map(Ticket::Shared),
+        }
+    }
+
+    /// The shared queue's front, for a web instance of a deployment.
+    pub fn shared(&self) -> Option<&SharedFront> {
+        match self {
+            JobQueue::Local(_) => None,
+            JobQueue::Shared { front, .. } => Some(front),
         }
     }
 

@@ -29,8 +29,10 @@ pub(super) enum Uplink {
         party: Party,
         cost_us: u64,
         payload: Vec<u8>,
+        /// Who may resume it through another instance, and what that instance needs.
+        resume: Option<(String, Vec<u8>)>,
     },
-    /// Cancel a job (waiting or running, wherever).
+    /// Cancel a job (waiting or running, wherever) while this instance owns it.
     Cancel(JobId),
 }
 
@@ -84,21 +86,27 @@ pub struct SharedFront {
     /// Validates jobs and picks their line (the same checks as in one process).
     executor: Arc<JobExecutor>,
     /// This instance's changes to the queue, in order.
-    uplink: mpsc::UnboundedSender<Uplink>,
+    pub(super) uplink: mpsc::UnboundedSender<Uplink>,
     /// The follower task.
-    follower: mpsc::UnboundedSender<ToFollower>,
+    pub(super) follower: mpsc::UnboundedSender<ToFollower>,
     /// Expected costs by kind.
     costs: Arc<Costs>,
+    /// This instance's name in the queue (the owner of its jobs).
+    pub(super) instance: Arc<str>,
+    /// The queue, for take-overs.
+    pub(super) queue: SharedQueue,
+    /// Copies of chat messages to their wire streams, in order (see [`super::resume`]).
+    pub(super) wire: mpsc::UnboundedSender<turnstile_cluster::WireEntry>,
 }
 
 /// A job queued through a [`SharedFront`]; dropping it cancels the job unless it has ended.
 pub struct SharedTicket {
     /// The job.
-    id: JobId,
+    pub(super) id: JobId,
     /// Where the cancel goes.
-    uplink: mpsc::UnboundedSender<Uplink>,
+    pub(super) uplink: mpsc::UnboundedSender<Uplink>,
     /// Whether dropping it cancels the job.
-    armed: bool,
+    pub(super) armed: bool,
 }
 
 impl SharedTicket {
@@ -121,6 +129,7 @@ impl SharedTicket {
 
 impl Drop for SharedTicket {
     fn drop(&mut self) {
+        // Only while this instance owns the job: one taken over elsewhere is left alone.
         if self.armed {
             let _ = self.uplink.send(Uplink::Cancel(self.id));
         }
@@ -146,12 +155,23 @@ impl SharedFront {
         )
         .await?;
         let (uplink, rx) = mpsc::unbounded_channel();
-        tokio::spawn(uplink_task(queue, instance, rx, follower.clone(), shutdown));
+        let instance: Arc<str> = instance.into();
+        tokio::spawn(uplink_task(
+            queue.clone(),
+            instance.to_string(),
+            rx,
+            follower.clone(),
+            shutdown.clone(),
+        ));
+        let wire = super::resume::spawn_copier(queue.clone(), Arc::clone(&instance), shutdown);
         Ok(SharedFront {
             executor,
             uplink,
             follower,
             costs,
+            instance,
+            queue,
+            wire,
         })
     }
 
@@ -162,11 +182,14 @@ impl SharedFront {
 
     /// Validates `work` and sends it to the shared queue; its owner hears `Accepted` (or a
     /// refusal: `queue_full`, `rate_limited`) as its first event.
+    /// `resume`: the session that may resume it through another instance and what that
+    /// instance needs (opaque here).
     pub fn submit(
         &self,
         work: Work,
         party: Party,
         sink: EventSink,
+        resume: Option<(String, Vec<u8>)>,
     ) -> Result<SharedTicket, JobError> {
         self.executor.validate(&work)?;
         let id = JobId::random();
@@ -187,6 +210,7 @@ impl SharedFront {
                 party,
                 cost_us,
                 payload: encode_work(&work),
+                resume,
             })
             .map_err(|_| JobError::ShuttingDown)?;
         Ok(SharedTicket {
@@ -226,8 +250,10 @@ async fn uplink_task(
                 party,
                 cost_us,
                 payload,
+                resume,
             } => {
                 let id_text = id.to_string();
+                let (session, meta) = resume.unwrap_or_default();
                 let result = queue
                     .enqueue(NewJob {
                         id: &id_text,
@@ -237,6 +263,8 @@ async fn uplink_task(
                         cost_us,
                         owner: &instance,
                         payload: &payload,
+                        session: &session,
+                        meta: &meta,
                     })
                     .await;
                 let result = match result {
@@ -257,7 +285,9 @@ async fn uplink_task(
                 let _ = follower.send(ToFollower::Enqueued { id, result });
             }
             Uplink::Cancel(id) => {
-                if let Err(e) = queue.cancel(&id.to_string(), &cancelled).await {
+                let id_text = id.to_string();
+                let cancel = queue.cancel_owned(&id_text, &cancelled, &instance);
+                if let Err(e) = cancel.await {
                     tracing::warn!(error = %e, job = %id, "cancelling in the shared queue failed");
                 }
             }

@@ -32,7 +32,7 @@ pub(super) struct LogState {
     /// The session that owns the job.
     pub(super) session: SessionId,
     /// What its messages say besides the event (set by the first event, which brings the id).
-    label: Option<JobLabel>,
+    pub(super) label: Option<JobLabel>,
     /// The submission's label, until the first event.
     client_ref: String,
     /// Serialized messages, `first_seq` first.
@@ -56,9 +56,12 @@ pub(super) struct LogState {
     /// Whether the newest message is a `position` (an unread one is replaced, not followed).
     last_is_position: bool,
     /// The answer so far.
-    answer: String,
+    pub(super) answer: String,
     /// Where the answer is stored; taken when it is.
-    persist: Option<Persist>,
+    pub(super) persist: Option<Persist>,
+    /// How many of the job's events after the queue's own (start, progress, end) it took in:
+    /// the number (`q`) of the last one, in a deployment.
+    pub(super) q: u64,
 }
 
 impl LogState {
@@ -100,6 +103,7 @@ impl ChatLog {
                 last_is_position: false,
                 answer: String::new(),
                 persist,
+                q: 0,
             }),
         })
     }
@@ -126,6 +130,12 @@ impl ChatLog {
                 client_ref: std::mem::take(&mut st.client_ref),
                 conversation: st.persist.as_ref().map(|p| p.conversation.clone()),
             });
+        }
+        if !matches!(
+            event,
+            JobEvent::Accepted { .. } | JobEvent::Position { .. }
+        ) {
+            st.q += 1;
         }
         if let JobEvent::Progress(Progress::Token { text }) = &event {
             st.answer.push_str(text);
@@ -185,16 +195,20 @@ impl ChatLog {
         let terminal =
             first.is_terminal() || second.as_ref().is_some_and(ServerMessage::is_terminal);
         let (mut added, mut freed) = (0, 0);
+        let relay = self.relay.upgrade();
         if replace {
             freed += st.events.pop_back().map_or(0, |old| old.len());
         }
+        let wire = relay.as_ref().and_then(|r| r.wire.as_ref());
         for msg in std::iter::once(first).chain(second) {
             let text = crate::messages::encode(&msg);
             added += text.len();
+            if let (Some(wire), Some(seq)) = (wire, msg.seq()) {
+                wire.copy(&label.job_id, seq, st.q, &text);
+            }
             st.events.push_back(text);
         }
         st.last_is_position = is_position;
-        let relay = self.relay.upgrade();
         let max_events = relay.as_ref().map_or(usize::MAX, |r| r.max_events);
         while st.events.len() > max_events {
             freed += st.events.pop_front().map_or(0, |old| old.len());
