@@ -1,0 +1,178 @@
+//! Issue 14, resume through another instance: two web instances and a worker on one shared queue
+//! in a real `redis-server`. A chat sent through instance 1 is resumed through instance 2 (after
+//! instance 1 stopped, or while it still runs): the client gets every message after its last
+//! seq once, in order, then the live stream to one final `done`, and the whole answer equals
+//! the same question's answer asked alone (greedy decoding). Another session's resume gets the
+//! answer an unknown job gets.
+
+mod common;
+
+use app::error_code::ErrorCode;
+use app::protocol::{JobId, ServerMessage};
+use common::*;
+use futures::StreamExt;
+use serde_json::json;
+use std::time::Duration;
+use turnstile_cluster::testkit::RedisServer;
+
+fn chat(message: &str, max_tokens: u32) -> serde_json::Value {
+    json!({"kind":"chat","message":message,"max_tokens":max_tokens,"temperature":0.0})
+}
+
+fn text_of(msgs: &[ServerMessage]) -> String {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMessage::Token { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn tokens(msgs: &[ServerMessage]) -> usize {
+    msgs.iter()
+        .filter(|m| matches!(m, ServerMessage::Token { .. }))
+        .count()
+}
+
+/// Sends a chat and reads up to its third token; returns its id and what came.
+async fn start_chat(c: &mut Client, question: &str) -> (JobId, Vec<ServerMessage>) {
+    c.send_json(submit("c", chat(question, 48))).await;
+    let mut seen = vec![c.recv().await];
+    let job_id = match &seen[0] {
+        ServerMessage::Accepted { job_id, .. } => job_id.clone(),
+        other => panic!("expected accepted, got {other:?}"),
+    };
+    while tokens(&seen) < 3 {
+        let m = c.recv().await;
+        assert!(!m.is_terminal(), "the chat ended early: {m:?}");
+        seen.push(m);
+    }
+    (job_id, seen)
+}
+
+/// Resumes `job_id` after `seen` on `c` and reads to the end; checks the numbering (no gap, no
+/// repeat), one final message, nothing after it. Returns every message.
+async fn resume_to_end(
+    c: &mut Client,
+    job_id: &JobId,
+    mut seen: Vec<ServerMessage>,
+) -> Vec<ServerMessage> {
+    let last_seq = seen.last().unwrap().seq().unwrap();
+    c.send_json(json!({"type":"resume","job_id":job_id,"last_seq":last_seq}))
+        .await;
+    let rest = c.until_end().await;
+    assert_eq!(rest[0].seq(), Some(last_seq + 1), "{rest:?}");
+    seen.extend(rest);
+    for (i, m) in seen.iter().enumerate() {
+        assert_eq!(m.seq(), Some(i as u64), "seq without gap or repeat: {seen:?}");
+        assert_eq!(m.job_id(), Some(job_id));
+        assert_eq!(m.is_terminal(), i == seen.len() - 1, "one final message: {seen:?}");
+    }
+    assert!(
+        matches!(seen.last(), Some(ServerMessage::Done { .. })),
+        "{seen:?}"
+    );
+    let after = tokio::time::timeout(Duration::from_millis(300), c.stream.next()).await;
+    assert!(after.is_err(), "nothing after the end: {after:?}");
+    seen
+}
+
+/// The answer to `question` asked alone (a fresh session) through `server`.
+async fn alone(server: &TestServer, question: &str) -> String {
+    let mut c = server.ws_as(&new_session()).await;
+    c.send_json(submit("alone", chat(question, 48))).await;
+    let msgs = c.until_end().await;
+    assert!(
+        matches!(msgs.last(), Some(ServerMessage::Done { .. })),
+        "{msgs:?}"
+    );
+    text_of(&msgs)
+}
+
+/// Another session's resume of `job_id` is answered as a resume of a job that never was.
+async fn stranger_is_refused(server: &TestServer, job_id: &JobId) {
+    let mut stranger = server.ws_as(&new_session()).await;
+    let unknown = JobId("0123456789abcdef0123456789abcdef".into());
+    let mut answers = vec![];
+    for id in [job_id, &unknown] {
+        stranger
+            .send_json(json!({"type":"resume","job_id":id,"last_seq":0}))
+            .await;
+        match stranger.recv().await {
+            ServerMessage::Error {
+                code,
+                message,
+                job_id: Some(j),
+                ..
+            } => {
+                assert_eq!(&j, id);
+                answers.push((code, message.replace(&id.0, "ID")));
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+    assert_eq!(answers[0].0, ErrorCode::NotFound);
+    assert_eq!(answers[0], answers[1], "no difference from an unknown job");
+}
+
+#[tokio::test]
+async fn a_chat_resumes_through_another_instance_after_the_first_is_stopped() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let web1 = TestServer::start(&["--queue", &url]).await;
+    let web2 = TestServer::start(&["--queue", &url]).await;
+    let _worker = TestWorker::start(&url, &["--test-token-delay", "40ms"]).await;
+    let session = new_session();
+    let question = "Describe the sea.";
+
+    let mut c = web1.ws_as(&session).await;
+    let (job_id, seen) = start_chat(&mut c, question).await;
+    drop(c);
+    drop(web1);
+    tokio::time::sleep(Duration::from_millis(300)).await; // tokens go on meanwhile
+
+    let mut again = web2.ws_as(&session).await;
+    let all = resume_to_end(&mut again, &job_id, seen).await;
+    assert!(tokens(&all) > 3, "{all:?}");
+    stranger_is_refused(&web2, &job_id).await;
+    // A second resume through the instance that took it over replays the end.
+    let mut third = web2.ws_as(&session).await;
+    let last = all.len() as u64 - 2;
+    third
+        .send_json(json!({"type":"resume","job_id":job_id,"last_seq":last}))
+        .await;
+    assert!(matches!(third.recv().await, ServerMessage::Done { .. }));
+    assert_eq!(text_of(&all), alone(&web2, question).await);
+}
+
+#[tokio::test]
+async fn a_chat_resumes_through_another_instance_while_the_first_still_runs() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    // Instance 1 gives up on its client quickly: its late cancel must not touch the chat that
+    // moved to instance 2.
+    let web1 = TestServer::start(&["--queue", &url, "--resume-window", "300ms"]).await;
+    let web2 = TestServer::start(&["--queue", &url]).await;
+    let _worker = TestWorker::start(&url, &["--test-token-delay", "40ms"]).await;
+    let session = new_session();
+    let question = "Name three colours.";
+
+    let mut c = web1.ws_as(&session).await;
+    let (job_id, seen) = start_chat(&mut c, question).await;
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = web2.ws_as(&session).await;
+    let all = resume_to_end(&mut again, &job_id, seen).await;
+    stranger_is_refused(&web2, &job_id).await;
+    stranger_is_refused(&web1, &job_id).await;
+    // Back to instance 1: it takes the chat back and replays its end.
+    let mut back = web1.ws_as(&session).await;
+    let last = all.len() as u64 - 3;
+    back.send_json(json!({"type":"resume","job_id":job_id,"last_seq":last}))
+        .await;
+    let end = back.until_end().await;
+    assert_eq!(end.len(), 2, "{end:?}");
+    assert_eq!(end[0], all[all.len() - 2]);
+    assert_eq!(end[1], all[all.len() - 1]);
+    assert_eq!(text_of(&all), alone(&web1, question).await);
+}
