@@ -41,7 +41,7 @@ pub use error::{QueueError, Refusal};
 pub use follow::{follow, Followed};
 pub use keys::{split_member, Keys};
 pub use mirror::{Change, Gap, Mirror};
-pub use resume::{Moved, Takeover, WireEntry};
 pub use queue::{
     CancelOutcome, Claimed, Enqueued, NewJob, QueueConfig, Reaped, Renewal, SharedQueue, Snapshot,
 };
+pub use resume::{Moved, Takeover, WireEntry};

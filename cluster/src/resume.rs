@@ -69,7 +69,10 @@ impl SharedQueue {
             .arg(Self::ms(self.config.resume_window))
             .arg(MAX_WIRE);
         for e in entries {
-            call.arg(&e.job).arg(e.seq).arg(e.q).arg(e.message.as_bytes());
+            call.arg(&e.job)
+                .arg(e.seq)
+                .arg(e.q)
+                .arg(e.message.as_bytes());
         }
         Ok(call.invoke_async(&mut self.conn.clone()).await?)
     }
@@ -98,10 +101,14 @@ impl SharedQueue {
             detail: detail.to_owned(),
         };
         let text = |i: usize| -> Result<String, QueueError> {
-            Ok(String::from_redis_value_ref(v.get(i).ok_or_else(|| bad("short answer"))?)?)
+            Ok(String::from_redis_value_ref(
+                v.get(i).ok_or_else(|| bad("short answer"))?,
+            )?)
         };
         let number = |i: usize| -> Result<u64, QueueError> {
-            Ok(u64::from_redis_value_ref(v.get(i).ok_or_else(|| bad("short answer"))?)?)
+            Ok(u64::from_redis_value_ref(
+                v.get(i).ok_or_else(|| bad("short answer"))?,
+            )?)
         };
         Ok(match text(0)?.as_str() {
             "unknown" => Takeover::Unknown,

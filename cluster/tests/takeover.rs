@@ -85,9 +85,10 @@ async fn a_take_over_moves_a_job_with_its_copies_for_its_own_session_only() {
         vec![(2, 1, "m2".to_owned()), (2, 1, "m2".to_owned())]
     );
     // The old owner is told, and its copies and cancels no longer count; the new owner's do.
-    let Some(Followed::Entry { fields, .. }) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .unwrap()
+    let Some(Followed::Entry { fields, .. }) =
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
     else {
         panic!("the follower stopped")
     };
@@ -98,7 +99,10 @@ async fn a_take_over_moves_a_job_with_its_copies_for_its_own_session_only() {
         q.cancel_owned("chat", b"cancelled", "web1").await.unwrap(),
         CancelOutcome::Moved
     );
-    assert_eq!(q.take_over("chat", "web2", "s1", 0).await.unwrap(), Takeover::Mine);
+    assert_eq!(
+        q.take_over("chat", "web2", "s1", 0).await.unwrap(),
+        Takeover::Mine
+    );
 
     // A history trimmed before the asked seq is refused, and the job does not move.
     let mut conn = q.connection();
@@ -113,7 +117,10 @@ async fn a_take_over_moves_a_job_with_its_copies_for_its_own_session_only() {
         q.take_over("chat", "web1", "s1", 1).await.unwrap(),
         Takeover::Gone { first: 3 }
     );
-    assert_eq!(q.take_over("chat", "web2", "s1", 0).await.unwrap(), Takeover::Mine);
+    assert_eq!(
+        q.take_over("chat", "web2", "s1", 0).await.unwrap(),
+        Takeover::Mine
+    );
     assert_eq!(
         q.cancel_owned("chat", b"cancelled", "web2").await.unwrap(),
         CancelOutcome::Signalled

@@ -79,9 +79,9 @@ impl JobQueue {
     ) -> Result<Ticket, JobError> {
         match self {
             JobQueue::Local(s) => s.submit(work, party, sink).map(Ticket::Local),
-            JobQueue::Shared { front, .. } => front
-                .submit(work, party, sink, resume)
-                .map(Ticket::Shared),
+            JobQueue::Shared { front, .. } => {
+                front.submit(work, party, sink, resume).map(Ticket::Shared)
+            }
         }
     }
 

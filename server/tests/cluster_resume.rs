@@ -14,6 +14,7 @@ use futures::StreamExt;
 use serde_json::json;
 use std::time::Duration;
 use turnstile_cluster::testkit::RedisServer;
+use turnstile_server::store::pg_testkit::PgServer;
 
 fn chat(message: &str, max_tokens: u32) -> serde_json::Value {
     json!({"kind":"chat","message":message,"max_tokens":max_tokens,"temperature":0.0})
@@ -64,9 +65,17 @@ async fn resume_to_end(
     assert_eq!(rest[0].seq(), Some(last_seq + 1), "{rest:?}");
     seen.extend(rest);
     for (i, m) in seen.iter().enumerate() {
-        assert_eq!(m.seq(), Some(i as u64), "seq without gap or repeat: {seen:?}");
+        assert_eq!(
+            m.seq(),
+            Some(i as u64),
+            "seq without gap or repeat: {seen:?}"
+        );
         assert_eq!(m.job_id(), Some(job_id));
-        assert_eq!(m.is_terminal(), i == seen.len() - 1, "one final message: {seen:?}");
+        assert_eq!(
+            m.is_terminal(),
+            i == seen.len() - 1,
+            "one final message: {seen:?}"
+        );
     }
     assert!(
         matches!(seen.last(), Some(ServerMessage::Done { .. })),
@@ -77,10 +86,11 @@ async fn resume_to_end(
     seen
 }
 
-/// The answer to `question` asked alone (a fresh session) through `server`.
-async fn alone(server: &TestServer, question: &str) -> String {
+/// The answer to `question` (in `max_tokens`) asked alone (a fresh session) through `server`.
+async fn alone(server: &TestServer, question: &str, max_tokens: u32) -> String {
     let mut c = server.ws_as(&new_session()).await;
-    c.send_json(submit("alone", chat(question, 48))).await;
+    c.send_json(submit("alone", chat(question, max_tokens)))
+        .await;
     let msgs = c.until_end().await;
     assert!(
         matches!(msgs.last(), Some(ServerMessage::Done { .. })),
@@ -119,14 +129,25 @@ async fn stranger_is_refused(server: &TestServer, job_id: &JobId) {
 async fn a_chat_resumes_through_another_instance_after_the_first_is_stopped() {
     let redis = RedisServer::start();
     let url = redis.url();
-    let web1 = TestServer::start(&["--queue", &url]).await;
-    let web2 = TestServer::start(&["--queue", &url]).await;
+    // One database for both instances, as in a deployment: the instance that takes the chat
+    // over stores its answer.
+    let db = PgServer::shared().fresh_database().await;
+    let web1 = TestServer::start_on(&db, &["--queue", &url]).await;
+    let web2 = TestServer::start_on(&db, &["--queue", &url]).await;
     let _worker = TestWorker::start(&url, &["--test-token-delay", "40ms"]).await;
     let session = new_session();
     let question = "Describe the sea.";
 
     let mut c = web1.ws_as(&session).await;
     let (job_id, seen) = start_chat(&mut c, question).await;
+    let Some(ServerMessage::Accepted {
+        conversation_id: Some(conversation),
+        ..
+    }) = seen.first()
+    else {
+        panic!("accepted with a conversation: {seen:?}");
+    };
+    let conversation = conversation.clone();
     drop(c);
     drop(web1);
     tokio::time::sleep(Duration::from_millis(300)).await; // tokens go on meanwhile
@@ -142,7 +163,16 @@ async fn a_chat_resumes_through_another_instance_after_the_first_is_stopped() {
         .send_json(json!({"type":"resume","job_id":job_id,"last_seq":last}))
         .await;
     assert!(matches!(third.recv().await, ServerMessage::Done { .. }));
-    assert_eq!(text_of(&all), alone(&web2, question).await);
+    assert_eq!(text_of(&all), alone(&web2, question, 48).await);
+    let stored: app::chat::Conversation = web2
+        .get_json_as(&format!("/api/conversations/{conversation}"), &session)
+        .await;
+    assert_eq!(stored.messages.len(), 2, "{stored:?}");
+    assert_eq!(
+        stored.messages[1].content,
+        text_of(&all),
+        "the whole answer"
+    );
 }
 
 #[tokio::test]
@@ -174,5 +204,64 @@ async fn a_chat_resumes_through_another_instance_while_the_first_still_runs() {
     assert_eq!(end.len(), 2, "{end:?}");
     assert_eq!(end[0], all[all.len() - 2]);
     assert_eq!(end[1], all[all.len() - 1]);
-    assert_eq!(text_of(&all), alone(&web1, question).await);
+    assert_eq!(text_of(&all), alone(&web1, question, 48).await);
+}
+
+#[tokio::test]
+async fn a_waiting_chat_resumes_through_another_instance_and_runs_there() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let web1 = TestServer::start(&["--queue", &url]).await;
+    let web2 = TestServer::start(&["--queue", &url]).await;
+    let session = new_session();
+    let question = "Say hello.";
+
+    // No worker yet: the chat waits in the shared line.
+    let mut c = web1.ws_as(&session).await;
+    c.send_json(submit("c", chat(question, 16))).await;
+    let first = c.recv().await;
+    let Some(job_id) = first.job_id().cloned() else {
+        panic!("expected accepted, got {first:?}");
+    };
+    drop(c);
+    drop(web1);
+    let mut again = web2.ws_as(&session).await;
+    again
+        .send_json(json!({"type":"resume","job_id":job_id,"last_seq":0}))
+        .await;
+    // Its place, as instance 2 sees it, then the run once a worker comes.
+    match again.recv().await {
+        ServerMessage::Position { seq, position, .. } => assert_eq!((seq, position), (1, 1)),
+        other => panic!("expected its position, got {other:?}"),
+    }
+    let _worker = TestWorker::start(&url, &[]).await;
+    let mut all = vec![
+        first,
+        ServerMessage::Position {
+            job_id: job_id.clone(),
+            seq: 1,
+            position: 1,
+            eta_ms: 0,
+        },
+    ];
+    let rest = again.until_end().await;
+    all.extend(rest);
+    for (i, m) in all.iter().enumerate() {
+        assert_eq!(m.seq(), Some(i as u64), "{all:?}");
+    }
+    // The worker loads its model first (`loading`), then runs it.
+    let started = all
+        .iter()
+        .position(|m| matches!(m, ServerMessage::Started { .. }));
+    assert!(
+        all[2..started.unwrap()]
+            .iter()
+            .all(|m| matches!(m, ServerMessage::Loading { .. })),
+        "{all:?}"
+    );
+    assert!(
+        matches!(all.last(), Some(ServerMessage::Done { .. })),
+        "{all:?}"
+    );
+    assert_eq!(text_of(&all), alone(&web2, question, 16).await);
 }

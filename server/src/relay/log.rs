@@ -131,10 +131,7 @@ impl ChatLog {
                 conversation: st.persist.as_ref().map(|p| p.conversation.clone()),
             });
         }
-        if !matches!(
-            event,
-            JobEvent::Accepted { .. } | JobEvent::Position { .. }
-        ) {
+        if !matches!(event, JobEvent::Accepted { .. } | JobEvent::Position { .. }) {
             st.q += 1;
         }
         if let JobEvent::Progress(Progress::Token { text }) = &event {
