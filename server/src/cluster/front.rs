@@ -96,7 +96,7 @@ pub struct SharedFront {
     /// The queue, for take-overs.
     pub(super) queue: SharedQueue,
     /// Copies of chat messages to their wire streams, in order (see [`super::resume`]).
-    pub(super) wire: mpsc::UnboundedSender<turnstile_cluster::WireEntry>,
+    pub(super) wire: mpsc::UnboundedSender<(turnstile_cluster::WireEntry, super::resume::Copied)>,
 }
 
 /// A job queued through a [`SharedFront`]; dropping it cancels the job unless it has ended.

@@ -22,24 +22,32 @@ use turnstile_scheduler::JobId;
 /// Most copies sent in one call.
 const BATCH: usize = 256;
 
+/// Called once a copy is made (or given up).
+pub type Copied = Box<dyn FnOnce() + Send>;
+
 /// Starts the copier: copies go to Redis in the order they were made.
 pub(super) fn spawn_copier(
     queue: SharedQueue,
     instance: Arc<str>,
     shutdown: CancellationToken,
-) -> mpsc::UnboundedSender<WireEntry> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<WireEntry>();
+) -> mpsc::UnboundedSender<(WireEntry, Copied)> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(WireEntry, Copied)>();
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
+        let mut acks: Vec<Copied> = Vec::with_capacity(BATCH);
         loop {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 m = rx.recv() => match m { Some(m) => m, None => return },
             };
-            batch.push(first);
+            batch.push(first.0);
+            acks.push(first.1);
             while batch.len() < BATCH {
                 match rx.try_recv() {
-                    Ok(m) => batch.push(m),
+                    Ok((m, ack)) => {
+                        batch.push(m);
+                        acks.push(ack);
+                    }
                     Err(_) => break,
                 }
             }
@@ -55,20 +63,33 @@ pub(super) fn spawn_copier(
                 }
             }
             batch.clear();
+            for ack in acks.drain(..) {
+                ack();
+            }
         }
     });
     tx
 }
 
 impl SharedFront {
-    /// Copies one wire message of a chat this instance owns (never waits).
-    pub fn copy_wire(&self, job: &str, seq: u64, q: u64, message: &Arc<str>) {
-        let _ = self.wire.send(WireEntry {
+    /// Copies one wire message of a chat this instance owns (never waits); `copied` is called
+    /// once the copy is made, or given up (Redis out of reach). False (and `copied` is never
+    /// called) when the copier has stopped (the instance is stopping).
+    pub fn copy_wire(
+        &self,
+        job: &str,
+        seq: u64,
+        q: u64,
+        message: &Arc<str>,
+        copied: Copied,
+    ) -> bool {
+        let entry = WireEntry {
             job: job.to_owned(),
             seq,
             q,
             message: Arc::clone(message),
-        });
+        };
+        self.wire.send((entry, copied)).is_ok()
     }
 
     /// Takes job `id` over for a client of `session` resuming from seq `from`.

@@ -221,8 +221,16 @@ pub async fn state(
 struct WireToQueue(crate::cluster::SharedFront);
 
 impl crate::relay::WireCopy for WireToQueue {
-    fn copy(&self, id: &app::protocol::JobId, seq: u64, q: u64, message: &Arc<str>) {
-        self.0.copy_wire(&id.0, seq, q, message);
+    fn copy(
+        &self,
+        id: &app::protocol::JobId,
+        seq: u64,
+        q: u64,
+        message: &Arc<str>,
+        copied: crate::relay::Copied,
+    ) -> bool {
+        self.0
+            .copy_wire(&id.0, seq, q, message, Box::new(move || copied.done()))
     }
 }
 

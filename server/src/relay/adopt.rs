@@ -114,6 +114,8 @@ impl Relay {
             st.events = events.into();
             st.bytes = added;
             st.read_upto = a.cursor;
+            // The seed is what was copied.
+            st.copied_upto = st.next_seq();
             st.q = a.q;
             st.answer = a.answer;
             if ended {

@@ -26,6 +26,8 @@ pub(super) struct ChatLog {
     /// thread outside the runtime).
     runtime: tokio::runtime::Handle,
     pub(super) state: Mutex<LogState>,
+    /// Itself, for the acknowledgements of its copies.
+    me: Weak<ChatLog>,
 }
 
 pub(super) struct LogState {
@@ -62,11 +64,25 @@ pub(super) struct LogState {
     /// How many of the job's events after the queue's own (start, progress, end) it took in:
     /// the number (`q`) of the last one, in a deployment.
     pub(super) q: u64,
+    /// Whether its messages are copied (a deployment): then only those copied are read.
+    pub(super) copied: bool,
+    /// One past the last message copied.
+    pub(super) copied_upto: u64,
 }
 
 impl LogState {
     pub(super) fn next_seq(&self) -> u64 {
         self.first_seq + self.events.len() as u64
+    }
+
+    /// One past the last message its reader may read (the last one copied, where copied).
+    pub(super) fn readable(&self) -> u64 {
+        let next = self.next_seq();
+        if self.copied {
+            next.min(self.copied_upto)
+        } else {
+            next
+        }
     }
 
     /// Drops every message (the log is leaving the relay); returns the bytes it held.
@@ -84,7 +100,9 @@ impl ChatLog {
         persist: Option<Persist>,
         client_ref: String,
     ) -> Arc<ChatLog> {
-        Arc::new(ChatLog {
+        let copied = relay.upgrade().is_some_and(|r| r.wire.is_some());
+        Arc::new_cyclic(|me| ChatLog {
+            me: me.clone(),
             relay,
             runtime: tokio::runtime::Handle::current(),
             state: Mutex::new(LogState {
@@ -104,6 +122,8 @@ impl ChatLog {
                 answer: String::new(),
                 persist,
                 q: 0,
+                copied,
+                copied_upto: 0,
             }),
         })
     }
@@ -201,7 +221,13 @@ impl ChatLog {
             let text = crate::messages::encode(&msg);
             added += text.len();
             if let (Some(wire), Some(seq)) = (wire, msg.seq()) {
-                wire.copy(&label.job_id, seq, st.q, &text);
+                let copied = super::Copied {
+                    log: self.me.clone(),
+                    upto: seq + 1,
+                };
+                if !wire.copy(&label.job_id, seq, st.q, &text, copied) {
+                    st.copied_upto = st.copied_upto.max(seq + 1);
+                }
             }
             st.events.push_back(text);
         }

@@ -56,8 +56,34 @@ pub const READ_BATCH: usize = 256;
 /// shared queue). Called under the log's lock, in each log's order: must not wait.
 pub trait WireCopy: Send + Sync {
     /// Message `seq` of chat `id`, which reflects the job's first `q` events (start, progress,
-    /// end).
-    fn copy(&self, id: &JobId, seq: u64, q: u64, message: &Arc<str>);
+    /// end). `copied` is to be called once the copy is made (or given up), never from this
+    /// call (the log's lock is held): the log's reader reads no message before its copy, so a
+    /// client never has a message that another instance taking the job over would not know.
+    /// False when no copy will be made (`copied` is dropped): the message may be read at once.
+    fn copy(&self, id: &JobId, seq: u64, q: u64, message: &Arc<str>, copied: Copied) -> bool;
+}
+
+/// Tells a log that its messages up to one are copied (see [`WireCopy`]).
+pub struct Copied {
+    /// The log.
+    log: std::sync::Weak<ChatLog>,
+    /// One past the message copied.
+    upto: u64,
+}
+
+impl Copied {
+    /// The copy is made (or given up): the reader may read the message.
+    pub fn done(self) {
+        if let Some(log) = self.log.upgrade() {
+            let mut st = log.state.lock();
+            if self.upto > st.copied_upto {
+                st.copied_upto = self.upto;
+                if let Some(f) = &st.follower {
+                    f.notify.notify_one();
+                }
+            }
+        }
+    }
 }
 
 /// Who follows a log: a connection, woken through its `Notify`.
