@@ -232,31 +232,32 @@ async fn faults_lose_no_job_and_mix_no_events() {
         assert!(starts <= 2, "job {id} started {starts} times: {kinds:?}");
     }
 
-    // What the clients saw.
-    let seen = seen.lock().unwrap();
-    let lived: Vec<_> = seen.values().filter(|s| !s.lost).collect();
-    assert!(
-        lived.len() > 100,
-        "only {} jobs were seen to their end",
-        lived.len()
-    );
-    for (cref, s) in seen.iter() {
-        assert_eq!(s.foreign, 0, "{cref} heard another client's event: {s:?}");
-        let want: Vec<u64> = (0..s.seqs.len() as u64).collect();
-        if s.id.is_some() {
-            assert_eq!(s.seqs, want, "{cref}: a gap in seq");
+    // What the clients saw (the guard ends with the block, before the next await).
+    {
+        let seen = seen.lock().unwrap();
+        let lived: Vec<_> = seen.values().filter(|s| !s.lost).collect();
+        assert!(
+            lived.len() > 100,
+            "only {} jobs were seen to their end",
+            lived.len()
+        );
+        for (cref, s) in seen.iter() {
+            assert_eq!(s.foreign, 0, "{cref} heard another client's event: {s:?}");
+            let want: Vec<u64> = (0..s.seqs.len() as u64).collect();
+            if s.id.is_some() {
+                assert_eq!(s.seqs, want, "{cref}: a gap in seq");
+            }
+            if !s.lost {
+                assert_eq!(s.terminals, 1, "{cref}: {s:?}");
+            }
         }
-        if !s.lost {
-            assert_eq!(s.terminals, 1, "{cref}: {s:?}");
-        }
+        let lost = seen.values().filter(|s| s.lost).count();
+        eprintln!(
+            "{} jobs seen to their end, {lost} lost with their connection, {} in Redis",
+            lived.len(),
+            jobs.len()
+        );
     }
-    let lost = seen.values().filter(|s| s.lost).count();
-    eprintln!(
-        "{} jobs seen to their end, {lost} lost with their connection, {} in Redis",
-        lived.len(),
-        jobs.len()
-    );
-    drop(seen);
 
     // Quiet: no worker; waiting clients on every instance are told their rank in the sorted set.
     for w in &mut workers {

@@ -91,12 +91,8 @@ pub struct SharedFront {
     pub(super) follower: mpsc::UnboundedSender<ToFollower>,
     /// Expected costs by kind.
     costs: Arc<Costs>,
-    /// This instance's name in the queue (the owner of its jobs).
-    pub(super) instance: Arc<str>,
-    /// The queue, for take-overs.
-    pub(super) queue: SharedQueue,
-    /// Copies of chat messages to their wire streams, in order (see [`super::resume`]).
-    pub(super) wire: mpsc::UnboundedSender<(turnstile_cluster::WireEntry, super::resume::Copied)>,
+    /// What resuming through this instance needs (see [`super::resume`]).
+    pub(super) resume: Arc<super::resume::Resume>,
 }
 
 /// A job queued through a [`SharedFront`]; dropping it cancels the job unless it has ended.
@@ -169,9 +165,11 @@ impl SharedFront {
             uplink,
             follower,
             costs,
-            instance,
-            queue,
-            wire,
+            resume: Arc::new(super::resume::Resume {
+                instance,
+                queue,
+                wire,
+            }),
         })
     }
 

@@ -25,6 +25,16 @@ const BATCH: usize = 256;
 /// Called once a copy is made (or given up).
 pub type Copied = Box<dyn FnOnce() + Send>;
 
+/// What resuming through an instance needs.
+pub(super) struct Resume {
+    /// This instance's name in the queue (the owner of its jobs).
+    pub(super) instance: Arc<str>,
+    /// The queue.
+    pub(super) queue: SharedQueue,
+    /// Copies of chat messages to the copier, in order.
+    pub(super) wire: mpsc::UnboundedSender<(WireEntry, Copied)>,
+}
+
 /// Starts the copier: copies go to Redis in the order they were made.
 pub(super) fn spawn_copier(
     queue: SharedQueue,
@@ -89,7 +99,7 @@ impl SharedFront {
             q,
             message: Arc::clone(message),
         };
-        self.wire.send((entry, copied)).is_ok()
+        self.resume.wire.send((entry, copied)).is_ok()
     }
 
     /// Takes job `id` over for a client of `session` resuming from seq `from`.
@@ -99,15 +109,14 @@ impl SharedFront {
         session: &str,
         from: u64,
     ) -> Result<Takeover, QueueError> {
-        self.queue
-            .take_over(id, &self.instance, session, from)
-            .await
+        let r = &self.resume;
+        r.queue.take_over(id, &r.instance, session, from).await
     }
 
     /// The chat answer its events up to number `q` carry (its tokens, joined).
     pub async fn answer_upto(&self, id: &str, q: u64) -> Result<String, QueueError> {
         let mut answer = String::new();
-        for (n, body) in self.queue.events_after(id, 0).await? {
+        for (n, body) in self.resume.queue.events_after(id, 0).await? {
             if n > q {
                 break;
             }
