@@ -447,17 +447,4 @@ impl SharedQueue {
             .invoke_async(&mut self.conn.clone())
             .await?)
     }
-
-    /// Makes `owner` the instance that hears the job's later events; returns the job's state
-    /// (`waiting`, `running`, `done`), or `None` for an unknown job.
-    pub async fn adopt(&self, id: &str, owner: &str) -> Result<Option<String>, QueueError> {
-        Ok(self
-            .scripts
-            .adopt
-            .arg(&self.config.prefix)
-            .arg(id)
-            .arg(owner)
-            .invoke_async(&mut self.conn.clone())
-            .await?)
-    }
 }
