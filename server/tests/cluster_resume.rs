@@ -1,6 +1,6 @@
 //! Issue 14, resume through another instance: two web instances and a worker on one shared queue
 //! in a real `redis-server`. A chat sent through instance 1 is resumed through instance 2 (after
-//! instance 1 stopped, or while it still runs): the client gets every message after its last
+//! instance 1 stopped, was killed with `kill -9` as a process, or while it still runs): the client gets every message after its last
 //! seq once, in order, then the live stream to one final `done`, and the whole answer equals
 //! the same question's answer asked alone (greedy decoding). Another session's resume gets the
 //! answer an unknown job gets.
@@ -9,6 +9,7 @@ mod common;
 
 use app::error_code::ErrorCode;
 use app::protocol::{JobId, ServerMessage};
+use common::procs::Proc;
 use common::*;
 use futures::StreamExt;
 use serde_json::json;
@@ -264,4 +265,44 @@ async fn a_waiting_chat_resumes_through_another_instance_and_runs_there() {
         "{all:?}"
     );
     assert_eq!(text_of(&all), alone(&web2, question, 16).await);
+}
+
+#[tokio::test]
+async fn a_chat_resumes_through_another_instance_after_the_first_is_killed() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let dir = TempDir::new();
+    let mut web1 = Proc::web(&url, dir.path(), "web1", &[]);
+    let web2 = Proc::web(&url, dir.path(), "web2", &[]);
+    let _worker = Proc::worker(&url, dir.path(), "worker", &["--test-token-delay", "40ms"]);
+    let connect = |addr: std::net::SocketAddr, session: String| async move {
+        let url = format!("ws://{addr}/ws?session={session}");
+        let (stream, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Client { stream }
+    };
+    let session = new_session();
+    let question = "Describe a forest.";
+
+    let mut c = connect(web1.addr.unwrap(), session.clone()).await;
+    let (job_id, seen) = start_chat(&mut c, question).await;
+    web1.kill();
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut again = connect(web2.addr.unwrap(), session.clone()).await;
+    let all = resume_to_end(&mut again, &job_id, seen).await;
+    let mut stranger = connect(web2.addr.unwrap(), new_session()).await;
+    stranger
+        .send_json(json!({"type":"resume","job_id":job_id,"last_seq":0}))
+        .await;
+    assert!(matches!(
+        stranger.recv().await,
+        ServerMessage::Error {
+            code: ErrorCode::NotFound,
+            ..
+        }
+    ));
+    let mut solo = connect(web2.addr.unwrap(), new_session()).await;
+    solo.send_json(submit("alone", chat(question, 48))).await;
+    assert_eq!(text_of(&all), text_of(&solo.until_end().await));
 }
