@@ -70,11 +70,18 @@ pub struct Adoption {
 
 impl Relay {
     /// Takes a chat over: returns the reader's cursor and the sink for the job's events after
-    /// the copies' last one.
+    /// the copies' last one. Refused (`Gone`) when the copies from the cursor on are more than
+    /// a log keeps or have a hole; the ticket is then dropped, which cancels the job (nobody
+    /// can follow it).
     pub fn adopt(self: &Arc<Self>, a: Adoption) -> Result<(u64, EventSink), ResumeError> {
         let mut by_seq = std::collections::BTreeMap::new();
         for (seq, message) in a.messages {
             by_seq.insert(seq, message);
+        }
+        // No more than a log keeps (the oldest would be dropped before the reader had them).
+        if by_seq.len() > self.max_events {
+            let first = by_seq.keys().rev().nth(self.max_events - 1).copied();
+            return Err(ResumeError::Gone(a.job_id, first.unwrap_or(a.next_seq)));
         }
         // Copies are numbered without gaps from the cursor on (the queue refused a trimmed
         // stream); a hole means a copy was lost, so nothing after it can be trusted.
