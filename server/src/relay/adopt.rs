@@ -86,7 +86,14 @@ impl Relay {
         // Copies are numbered without gaps from the cursor on (the queue refused a trimmed
         // stream); a hole means a copy was lost, so nothing after it can be trusted.
         let mut events: Vec<Arc<str>> = vec![];
-        let first_seq = by_seq.keys().next().copied().unwrap_or(a.next_seq);
+        // With no copy from the cursor on (none made yet, or they expired while the job waited
+        // longer than the window), the numbering goes on from the cursor: the client sees no
+        // gap. (A client only ever reads copied messages, so `next_seq` is not behind it.)
+        let first_seq = by_seq
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(a.next_seq.max(a.cursor));
         for (i, (seq, message)) in by_seq.into_iter().enumerate() {
             if seq != first_seq + i as u64 {
                 return Err(ResumeError::Gone(a.job_id, first_seq + i as u64));
