@@ -36,6 +36,13 @@ impl Keys {
         format!("{}:ev:{id}", self.prefix)
     }
 
+    /// One chat's wire messages as its owner instance numbered them (a stream; `s` = the
+    /// message's seq, `q` = the job's last event it reflects, `m` = the message), replayed to a
+    /// client that resumes through another instance.
+    pub fn wire(&self, id: &str) -> String {
+        format!("{}:wire:{id}", self.prefix)
+    }
+
     /// The events of the jobs an instance owns (a stream; `j` = job id, `q`, `e`).
     pub fn instance(&self, owner: &str) -> String {
         format!("{}:inst:{owner}", self.prefix)

@@ -9,7 +9,9 @@
 //!   time and each party's last finish tag sit beside it; the scripts tag and dispatch exactly as
 //!   the in-process `FairClock` does (a differential property test compares them).
 //! - Each job's record (a hash), its events (a stream, `seq` numbered, expiring after the resume
-//!   window), and the stream of its owner instance (what that instance follows).
+//!   window), and the stream of its owner instance (what that instance follows). A chat's wire
+//!   messages, as its owner numbered them, are copied to a stream of their own, so a client can
+//!   resume it through another instance, which takes the job over (see [`Takeover`]).
 //! - A stream of changes to the lines (numbered without gaps), which every instance follows to
 //!   keep its [`Mirror`] and so exact positions without a query per job.
 //! - Running jobs' leases (a sorted set by deadline) and fencing tokens.
@@ -30,6 +32,7 @@ pub mod follow;
 mod keys;
 pub mod mirror;
 mod queue;
+mod resume;
 mod scripts;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -41,3 +44,4 @@ pub use mirror::{Change, Gap, Mirror};
 pub use queue::{
     CancelOutcome, Claimed, Enqueued, NewJob, QueueConfig, Reaped, Renewal, SharedQueue, Snapshot,
 };
+pub use resume::{Moved, Takeover, WireEntry};

@@ -61,6 +61,10 @@ pub struct NewJob<'a> {
     pub owner: &'a str,
     /// What the worker needs to run it (opaque here).
     pub payload: &'a [u8],
+    /// The session that may resume it through another instance (empty: none may).
+    pub session: &'a str,
+    /// What an instance taking it over needs (opaque here).
+    pub meta: &'a [u8],
 }
 
 /// A queued job's place.
@@ -111,6 +115,8 @@ pub enum CancelOutcome {
     Signalled,
     /// It had ended already.
     Ended,
+    /// Another instance owns it now (its client resumed there): left alone.
+    Moved,
     /// No such job (never queued, or forgotten after the resume window).
     Unknown,
 }
@@ -137,13 +143,13 @@ pub struct Snapshot {
 #[derive(Clone)]
 pub struct SharedQueue {
     /// The multiplexed, self-reconnecting connection.
-    conn: ConnectionManager,
+    pub(crate) conn: ConnectionManager,
     /// The connection's client, for dedicated connections (followers).
     client: redis::Client,
     /// The scripts.
-    scripts: Arc<Scripts>,
+    pub(crate) scripts: Arc<Scripts>,
     /// The behaviour every caller shares.
-    config: Arc<QueueConfig>,
+    pub(crate) config: Arc<QueueConfig>,
     /// Key names.
     keys: Keys,
 }
@@ -189,7 +195,7 @@ impl SharedQueue {
         self.conn.clone()
     }
 
-    fn ms(d: Duration) -> u64 {
+    pub(crate) fn ms(d: Duration) -> u64 {
         d.as_millis().max(1) as u64
     }
 
@@ -210,6 +216,8 @@ impl SharedQueue {
             .arg(c.max_waiting_per_party)
             .arg(job.owner)
             .arg(job.payload)
+            .arg(job.session)
+            .arg(job.meta)
             .invoke_async(&mut self.conn.clone())
             .await?;
         let bad = |detail: String| QueueError::Protocol {
@@ -308,6 +316,17 @@ impl SharedQueue {
         id: &str,
         cancelled_event: &[u8],
     ) -> Result<CancelOutcome, QueueError> {
+        self.cancel_owned(id, cancelled_event, "").await
+    }
+
+    /// Cancels a job as [`SharedQueue::cancel`] does, only while `owner` owns it (`Moved`
+    /// otherwise; an empty `owner` is anyone).
+    pub async fn cancel_owned(
+        &self,
+        id: &str,
+        cancelled_event: &[u8],
+        owner: &str,
+    ) -> Result<CancelOutcome, QueueError> {
         let v: String = self
             .scripts
             .cancel
@@ -315,12 +334,14 @@ impl SharedQueue {
             .arg(id)
             .arg(cancelled_event)
             .arg(Self::ms(self.config.resume_window))
+            .arg(owner)
             .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(match v.as_str() {
             "removed" => CancelOutcome::Removed,
             "signalled" => CancelOutcome::Signalled,
             "ended" => CancelOutcome::Ended,
+            "moved" => CancelOutcome::Moved,
             _ => CancelOutcome::Unknown,
         })
     }
@@ -423,19 +444,6 @@ impl SharedQueue {
             .arg(cancelled_event)
             .arg(Self::ms(self.config.resume_window))
             .arg(limit)
-            .invoke_async(&mut self.conn.clone())
-            .await?)
-    }
-
-    /// Makes `owner` the instance that hears the job's later events; returns the job's state
-    /// (`waiting`, `running`, `done`), or `None` for an unknown job.
-    pub async fn adopt(&self, id: &str, owner: &str) -> Result<Option<String>, QueueError> {
-        Ok(self
-            .scripts
-            .adopt
-            .arg(&self.config.prefix)
-            .arg(id)
-            .arg(owner)
             .invoke_async(&mut self.conn.clone())
             .await?)
     }

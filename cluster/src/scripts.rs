@@ -23,12 +23,14 @@ pub(crate) struct Scripts {
     pub(crate) reap: Script,
     /// A line's order and the change counter it is current at.
     pub(crate) snapshot: Script,
-    /// Moves a job to another owner instance.
-    pub(crate) adopt: Script,
     /// An instance says it is alive.
     pub(crate) heartbeat: Script,
     /// Cancels the jobs of instances gone silent.
     pub(crate) orphans: Script,
+    /// Copies chat messages to their wire streams (owner only).
+    pub(crate) wire: Script,
+    /// Moves a job to the instance its client resumes through, with its copied messages.
+    pub(crate) takeover: Script,
 }
 
 const COMMON: &str = include_str!("lua/common.lua");
@@ -47,9 +49,10 @@ impl Scripts {
             cancel: script(include_str!("lua/cancel.lua")),
             reap: script(include_str!("lua/reap.lua")),
             snapshot: script(include_str!("lua/snapshot.lua")),
-            adopt: script(include_str!("lua/adopt.lua")),
             heartbeat: script(include_str!("lua/heartbeat.lua")),
             orphans: script(include_str!("lua/orphans.lua")),
+            wire: script(include_str!("lua/wire.lua")),
+            takeover: script(include_str!("lua/takeover.lua")),
         }
     }
 }

@@ -112,6 +112,8 @@ fn run(
                             cost_us: *cost,
                             owner: "model",
                             payload: b"job",
+                            session: "",
+                            meta: b"",
                         })
                         .await
                         .unwrap();

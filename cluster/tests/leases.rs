@@ -18,6 +18,8 @@ fn job<'a>(id: &'a str, party: &'a str) -> NewJob<'a> {
         cost_us: 1000,
         owner: "web1",
         payload: id.as_bytes(),
+        session: "",
+        meta: b"",
     }
 }
 

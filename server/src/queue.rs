@@ -71,11 +71,32 @@ impl JobQueue {
         party: Party,
         sink: EventSink,
     ) -> Result<Ticket, JobError> {
+        self.submit_resumable(work, party, sink, None).await
+    }
+
+    /// As [`JobQueue::submit`]; in the shared queue, `resume` (the session that may resume the
+    /// job through another instance, and what that instance needs, opaque here) is kept with it.
+    pub async fn submit_resumable(
+        &self,
+        work: Work,
+        party: Party,
+        sink: EventSink,
+        resume: Option<(String, Vec<u8>)>,
+    ) -> Result<Ticket, JobError> {
         match self {
             JobQueue::Local(s) => s.submit(work, party, sink).map(Ticket::Local),
-            JobQueue::Shared { front, .. } => {
-                front.submit(work, party, sink).await.map(Ticket::Shared)
-            }
+            JobQueue::Shared { front, .. } => front
+                .submit(work, party, sink, resume)
+                .await
+                .map(Ticket::Shared),
+        }
+    }
+
+    /// The shared queue's front, for a web instance of a deployment.
+    pub fn shared(&self) -> Option<&SharedFront> {
+        match self {
+            JobQueue::Local(_) => None,
+            JobQueue::Shared { front, .. } => Some(front),
         }
     }
 

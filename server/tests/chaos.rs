@@ -232,7 +232,7 @@ async fn faults_lose_no_job_and_mix_no_events() {
         assert!(starts <= 2, "job {id} started {starts} times: {kinds:?}");
     }
 
-    // What the clients saw.
+    // What the clients saw (the guard ends with the block, before the next await).
     {
         let seen = seen.lock().unwrap();
         let lived: Vec<_> = seen.values().filter(|s| !s.lost).collect();

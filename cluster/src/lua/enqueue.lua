@@ -1,6 +1,7 @@
 -- Admits and queues one job, tagging it exactly as the scheduler's FairClock::tag does.
 -- ARGV: prefix, id, line, party, weight, cost_us, fifo (0/1), max_waiting, max_per_party,
---       owner, payload
+--       owner, payload, session (who may resume it through another instance; empty: nobody),
+--       meta (what its owner needs to resume it, opaque)
 -- Returns {'ok', seq, tag, position, line_length} or {'queue_full'} / {'rate_limited'} /
 -- {'duplicate'}.
 local id, line, party = ARGV[2], ARGV[3], ARGV[4]
@@ -34,7 +35,7 @@ local q = key('line', line, 'q')
 redis.call('ZADD', q, tag, member)
 redis.call('HSET', job, 'line', line, 'member', member, 'score', tag, 'party', party,
   'finish', finish, 'prev', prev, 'payload', ARGV[11], 'owner', ARGV[10], 'state', 'waiting',
-  'attempts', 0, 'eseq', 0, 'enq', now_ms(), 'cost', cost)
+  'attempts', 0, 'eseq', 0, 'enq', now_ms(), 'cost', cost, 'sess', ARGV[12], 'meta', ARGV[13])
 waiting_delta(party, 1)
 redis.call('SADD', key('owned', ARGV[10]), id)
 changed('add', line, member, tag)

@@ -3,6 +3,13 @@
 //! this instance's events), tells each job its position when it moves (at once, and at most once
 //! per `position_interval`), and hands each job's events to its sink in order.
 //!
+//! Each job's events are numbered (`q`, from 1): the follower hands them to the sink once each,
+//! in order. A repeat is dropped; a gap (an event lost from this instance's stream) is filled
+//! from the job's own event stream first. So a chat log that counts its events knows the `q` of
+//! the last one, which is what a take-over elsewhere continues from. A job taken over from
+//! another instance starts from the events after the last one its copied messages reflect; one
+//! taken over by another instance is let go (the old owner's sink is dropped).
+//!
 //! Concurrency: everything here is owned by the task; the front reaches it through a channel.
 //! A job's events wait until its `Accepted` went out (the enqueue's answer comes through the
 //! uplink, the worker's events through Redis: either may arrive first).
@@ -37,6 +44,17 @@ pub(super) enum ToFollower {
     Forget(JobId),
     /// Report the lines.
     View(oneshot::Sender<SharedCounts>),
+    /// A chat taken over from another instance (its client resumed here).
+    Adopt {
+        id: JobId,
+        sink: EventSink,
+        /// The number of its last event already reflected in its log.
+        after_q: u64,
+        /// The take-over's number (a notice of an earlier move does not let go of it).
+        moves: u64,
+        /// It still waits in its line (its position is reported).
+        waiting: bool,
+    },
 }
 
 /// The shared lines' lengths as this instance's mirror sees them.
@@ -64,6 +82,10 @@ struct Local {
     started: Option<Instant>,
     /// When it was sent to the queue.
     since: Instant,
+    /// The number of its last event handed on (or kept in `early`).
+    q: u64,
+    /// How many times it had moved between instances when it came here.
+    moves: u64,
 }
 
 /// The follower's state.
@@ -121,7 +143,7 @@ pub(super) async fn start(
                 biased;
                 _ = shutdown.cancelled() => return,
                 m = rx.recv() => match m {
-                    Some(m) => f.command(m),
+                    Some(m) => f.command(m).await,
                     None => return,
                 },
                 e = entries.recv() => match e {
@@ -167,7 +189,7 @@ async fn sleep_until_some(due: Option<tokio::time::Instant>) {
 }
 
 impl Follower {
-    fn command(&mut self, m: ToFollower) {
+    async fn command(&mut self, m: ToFollower) {
         match m {
             ToFollower::Watch { id, sink, kind } => {
                 let key = id.to_string();
@@ -179,8 +201,38 @@ impl Follower {
                     early: vec![],
                     started: None,
                     since: Instant::now(),
+                    q: 0,
+                    moves: 0,
                 };
                 self.jobs.insert(key, (id, local));
+            }
+            ToFollower::Adopt {
+                id,
+                sink,
+                after_q,
+                moves,
+                waiting,
+            } => {
+                let key = id.to_string();
+                let local = Local {
+                    sink,
+                    kind: "chat",
+                    accepted: true,
+                    early: vec![],
+                    started: (!waiting).then(Instant::now),
+                    q: after_q,
+                    moves,
+                    since: Instant::now(),
+                };
+                // A log this instance held for it before (it moved away and back) is replaced.
+                self.jobs.insert(key.clone(), (id, local));
+                if waiting {
+                    // Its entry is in the mirror already: a reload marks it watched and reports
+                    // its place.
+                    self.mirror.watch(&key);
+                    self.resync().await;
+                }
+                self.backfill(&key).await;
             }
             ToFollower::Enqueued { id, place: e } => {
                 let key = id.to_string();
@@ -222,13 +274,65 @@ impl Follower {
             self.dirty = true;
             return;
         }
-        let (Some(job), Some(body)) = (text(fields, "j"), bytes(fields, "e")) else {
+        let Some(job) = text(fields, "j") else {
             return;
         };
-        let _seq = number(fields, "q");
-        match RemoteEvent::decode(&body) {
-            Ok(ev) => self.deliver(&job, ev.into_local()),
+        if let Some(moves) = number(fields, "moved") {
+            // Its client resumed through another instance, which took it over.
+            if self.jobs.get(&job).is_some_and(|(_, l)| l.moves < moves) {
+                self.mirror.unwatch(&job);
+                self.jobs.remove(&job);
+            }
+            return;
+        }
+        let Some(body) = bytes(fields, "e") else {
+            return;
+        };
+        let Some(last) = self.jobs.get(&job).map(|(_, l)| l.q) else {
+            return;
+        };
+        if let Some(q) = number(fields, "q") {
+            if q <= last {
+                return; // handed on already
+            }
+            if q > last + 1 {
+                self.backfill(&job).await;
+            }
+            match self.jobs.get_mut(&job) {
+                Some((_, l)) if l.q < q => l.q = q,
+                _ => return, // the backfill brought it
+            }
+        }
+        self.decode_and_deliver(&job, &body);
+    }
+
+    fn decode_and_deliver(&mut self, job: &str, body: &[u8]) {
+        match RemoteEvent::decode(body) {
+            Ok(ev) => self.deliver(job, ev.into_local()),
             Err(e) => tracing::error!(error = %e, job, "an undecodable event in the shared queue"),
+        }
+    }
+
+    /// Hands on a job's events after the last one handed on, from its own stream (a gap in
+    /// this instance's stream, or a job taken over).
+    async fn backfill(&mut self, key: &str) {
+        let Some(after) = self.jobs.get(key).map(|(_, l)| l.q) else {
+            return;
+        };
+        let events = match self.queue.events_after(key, after).await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(error = %e, job = key, "reading a job's events failed");
+                return;
+            }
+        };
+        for (q, body) in events {
+            match self.jobs.get_mut(key) {
+                Some((_, l)) if l.q < q => l.q = q,
+                Some(_) => continue,
+                None => return,
+            }
+            self.decode_and_deliver(key, &body);
         }
     }
 

@@ -30,8 +30,10 @@ pub(super) enum Uplink {
         cost_us: u64,
         payload: Vec<u8>,
         admitted: oneshot::Sender<Result<(), JobError>>,
+        /// Who may resume it through another instance, and what that instance needs.
+        resume: Option<(String, Vec<u8>)>,
     },
-    /// Cancel a job (waiting or running, wherever).
+    /// Cancel a job (waiting or running, wherever) while this instance owns it.
     Cancel(JobId),
 }
 
@@ -99,21 +101,23 @@ pub struct SharedFront {
     /// Validates jobs and picks their line (the same checks as in one process).
     executor: Arc<JobExecutor>,
     /// This instance's changes to the queue, in order.
-    uplink: mpsc::UnboundedSender<Uplink>,
+    pub(super) uplink: mpsc::UnboundedSender<Uplink>,
     /// The follower task.
-    follower: mpsc::UnboundedSender<ToFollower>,
+    pub(super) follower: mpsc::UnboundedSender<ToFollower>,
     /// Expected costs by kind.
     costs: Arc<Costs>,
+    /// What resuming through this instance needs (see [`super::resume`]).
+    pub(super) resume: Arc<super::resume::Resume>,
 }
 
 /// A job queued through a [`SharedFront`]; dropping it cancels the job unless it has ended.
 pub struct SharedTicket {
     /// The job.
-    id: JobId,
+    pub(super) id: JobId,
     /// Where the cancel goes.
-    uplink: mpsc::UnboundedSender<Uplink>,
+    pub(super) uplink: mpsc::UnboundedSender<Uplink>,
     /// Whether dropping it cancels the job.
-    armed: bool,
+    pub(super) armed: bool,
 }
 
 impl SharedTicket {
@@ -136,6 +140,7 @@ impl SharedTicket {
 
 impl Drop for SharedTicket {
     fn drop(&mut self) {
+        // Only while this instance owns the job: one taken over elsewhere is left alone.
         if self.armed {
             let _ = self.uplink.send(Uplink::Cancel(self.id));
         }
@@ -162,12 +167,25 @@ impl SharedFront {
             shutdown.clone(),
         )
         .await?;
-        tokio::spawn(uplink_task(queue, instance, rx, follower.clone(), shutdown));
+        let instance: Arc<str> = instance.into();
+        tokio::spawn(uplink_task(
+            queue.clone(),
+            instance.to_string(),
+            rx,
+            follower.clone(),
+            shutdown.clone(),
+        ));
+        let wire = super::resume::spawn_copier(queue.clone(), Arc::clone(&instance), shutdown);
         Ok(SharedFront {
             executor,
             uplink,
             follower,
             costs,
+            resume: Arc::new(super::resume::Resume {
+                instance,
+                queue,
+                wire,
+            }),
         })
     }
 
@@ -178,12 +196,14 @@ impl SharedFront {
 
     /// Validates `work` and queues it in the shared queue (one round trip): refused at once as in
     /// one process (`queue_full`, `rate_limited`), or admitted, its owner hearing `Accepted` as
-    /// its first event.
+    /// its first event. `resume`: the session that may resume it through another instance and
+    /// what that instance needs (opaque here).
     pub async fn submit(
         &self,
         work: Work,
         party: Party,
         sink: EventSink,
+        resume: Option<(String, Vec<u8>)>,
     ) -> Result<SharedTicket, JobError> {
         self.executor.validate(&work)?;
         let id = JobId::random();
@@ -206,6 +226,7 @@ impl SharedFront {
                 cost_us,
                 payload: encode_work(&work),
                 admitted,
+                resume,
             })
             .map_err(|_| JobError::ShuttingDown)?;
         answer.await.map_err(|_| JobError::ShuttingDown)??;
@@ -247,8 +268,26 @@ async fn uplink_task(
         let (cancelled, instance) = (Arc::clone(&cancelled), Arc::clone(&instance));
         inflight.push(async move {
             match msg {
-                Uplink::Submit { id, line, party, cost_us, payload, admitted } => {
-                    let result = enqueue(&queue, &instance, id, line, &party, cost_us, &payload).await;
+                Uplink::Submit {
+                    id,
+                    line,
+                    party,
+                    cost_us,
+                    payload,
+                    admitted,
+                    resume,
+                } => {
+                    let (session, meta) = resume.unwrap_or_default();
+                    let job = Queued {
+                        id,
+                        line,
+                        party: &party,
+                        cost_us,
+                        payload: &payload,
+                        session: &session,
+                        meta: &meta,
+                    };
+                    let result = enqueue(&queue, &instance, job).await;
                     // The follower hears first, so `Accepted` is in the sink when the submitter
                     // gets its ticket.
                     match result {
@@ -263,7 +302,9 @@ async fn uplink_task(
                     }
                 }
                 Uplink::Cancel(id) => {
-                    if let Err(e) = queue.cancel(&id.to_string(), &cancelled).await {
+                    let id_text = id.to_string();
+                    let cancel = queue.cancel_owned(&id_text, &cancelled, &instance);
+                    if let Err(e) = cancel.await {
                         tracing::warn!(error = %e, job = %id, "cancelling in the shared queue failed");
                     }
                 }
@@ -272,25 +313,34 @@ async fn uplink_task(
     }
 }
 
+/// A job for [`enqueue`].
+struct Queued<'a> {
+    id: JobId,
+    line: &'static str,
+    party: &'a Party,
+    cost_us: u64,
+    payload: &'a [u8],
+    session: &'a str,
+    meta: &'a [u8],
+}
+
 /// Queues one job; a refusal or a failure as the error its submitter hears.
 async fn enqueue(
     queue: &SharedQueue,
     instance: &str,
-    id: JobId,
-    line: &'static str,
-    party: &Party,
-    cost_us: u64,
-    payload: &[u8],
+    q: Queued<'_>,
 ) -> Result<turnstile_cluster::Enqueued, JobError> {
-    let id_text = id.to_string();
+    let id_text = q.id.to_string();
     let job = NewJob {
         id: &id_text,
-        line,
-        party: &party.key,
-        weight: party.weight,
-        cost_us,
+        line: q.line,
+        party: &q.party.key,
+        weight: q.party.weight,
+        cost_us: q.cost_us,
         owner: instance,
-        payload,
+        payload: q.payload,
+        session: q.session,
+        meta: q.meta,
     };
     let cfg = queue.config();
     match queue.enqueue(job).await {

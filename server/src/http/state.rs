@@ -172,10 +172,16 @@ pub async fn state(
         }
         _ => JobQueue::Local(local),
     };
-    let relay = Relay::new(
+    // A web instance of a deployment copies its chats' messages to the shared queue, so a
+    // client can resume them through another instance.
+    let wire = scheduler
+        .shared()
+        .map(|front| Arc::new(WireToQueue(front.clone())) as Arc<dyn crate::relay::WireCopy>);
+    let relay = Relay::with_wire(
         config.chat.resume_window,
         config.chat.resume_max_events,
         config.chat.resume_max_bytes,
+        wire,
     );
     let limits = limits::Limits::new(limits::LimitConfig {
         per_ip: config.rate_per_ip,
@@ -214,6 +220,23 @@ pub async fn state(
         connections: Arc::new(AtomicUsize::new(0)),
         ws_refused: Arc::new(std::sync::atomic::AtomicU64::new(0)),
     })
+}
+
+/// The relay's copies of chat messages, sent to the shared queue's front.
+struct WireToQueue(crate::cluster::SharedFront);
+
+impl crate::relay::WireCopy for WireToQueue {
+    fn copy(
+        &self,
+        id: &app::protocol::JobId,
+        seq: u64,
+        q: u64,
+        message: &Arc<str>,
+        copied: crate::relay::Copied,
+    ) -> bool {
+        self.0
+            .copy_wire(&id.0, seq, q, message, Box::new(move || copied.done()))
+    }
 }
 
 /// Connects to the deployment's shared queue, with the settings every process must share.

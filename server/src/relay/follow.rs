@@ -29,23 +29,19 @@ impl Relay {
         let lost = cursor < st.first_seq;
         let from = cursor.max(st.first_seq);
         let skip = (from - st.first_seq) as usize;
-        let messages: Vec<Arc<str>> = st
-            .events
-            .iter()
-            .skip(skip)
-            .take(READ_BATCH)
-            .cloned()
-            .collect();
+        // Only what may be read (in a deployment, what is copied).
+        let readable = st.readable();
+        let take = readable.saturating_sub(from).min(READ_BATCH as u64) as usize;
+        let messages: Vec<Arc<str>> = st.events.iter().skip(skip).take(take).cloned().collect();
         let next = from + messages.len() as u64;
         st.read_upto = st.read_upto.max(next);
-        let more = next < st.next_seq();
         Read {
             messages,
             next,
             // Everything up to the end was returned.
-            finished: st.ended.is_some() && !more,
+            finished: st.ended.is_some() && next >= st.next_seq(),
             lost,
-            more,
+            more: next < readable,
         }
     }
 

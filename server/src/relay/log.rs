@@ -26,13 +26,15 @@ pub(super) struct ChatLog {
     /// thread outside the runtime).
     runtime: tokio::runtime::Handle,
     pub(super) state: Mutex<LogState>,
+    /// Itself, for the acknowledgements of its copies.
+    me: Weak<ChatLog>,
 }
 
 pub(super) struct LogState {
     /// The session that owns the job.
     pub(super) session: SessionId,
     /// What its messages say besides the event (set by the first event, which brings the id).
-    label: Option<JobLabel>,
+    pub(super) label: Option<JobLabel>,
     /// The submission's label, until the first event.
     client_ref: String,
     /// Serialized messages, `first_seq` first.
@@ -56,14 +58,31 @@ pub(super) struct LogState {
     /// Whether the newest message is a `position` (an unread one is replaced, not followed).
     last_is_position: bool,
     /// The answer so far.
-    answer: String,
+    pub(super) answer: String,
     /// Where the answer is stored; taken when it is.
-    persist: Option<Persist>,
+    pub(super) persist: Option<Persist>,
+    /// How many of the job's events after the queue's own (start, progress, end) it took in:
+    /// the number (`q`) of the last one, in a deployment.
+    pub(super) q: u64,
+    /// Whether its messages are copied (a deployment): then only those copied are read.
+    pub(super) copied: bool,
+    /// One past the last message copied.
+    pub(super) copied_upto: u64,
 }
 
 impl LogState {
     pub(super) fn next_seq(&self) -> u64 {
         self.first_seq + self.events.len() as u64
+    }
+
+    /// One past the last message its reader may read (the last one copied, where copied).
+    pub(super) fn readable(&self) -> u64 {
+        let next = self.next_seq();
+        if self.copied {
+            next.min(self.copied_upto)
+        } else {
+            next
+        }
     }
 
     /// Drops every message (the log is leaving the relay); returns the bytes it held.
@@ -81,7 +100,9 @@ impl ChatLog {
         persist: Option<Persist>,
         client_ref: String,
     ) -> Arc<ChatLog> {
-        Arc::new(ChatLog {
+        let copied = relay.upgrade().is_some_and(|r| r.wire.is_some());
+        Arc::new_cyclic(|me| ChatLog {
+            me: me.clone(),
             relay,
             runtime: tokio::runtime::Handle::current(),
             state: Mutex::new(LogState {
@@ -100,6 +121,9 @@ impl ChatLog {
                 last_is_position: false,
                 answer: String::new(),
                 persist,
+                q: 0,
+                copied,
+                copied_upto: 0,
             }),
         })
     }
@@ -126,6 +150,9 @@ impl ChatLog {
                 client_ref: std::mem::take(&mut st.client_ref),
                 conversation: st.persist.as_ref().map(|p| p.conversation.clone()),
             });
+        }
+        if !matches!(event, JobEvent::Accepted { .. } | JobEvent::Position { .. }) {
+            st.q += 1;
         }
         if let JobEvent::Progress(Progress::Token { text }) = &event {
             st.answer.push_str(text);
@@ -185,16 +212,26 @@ impl ChatLog {
         let terminal =
             first.is_terminal() || second.as_ref().is_some_and(ServerMessage::is_terminal);
         let (mut added, mut freed) = (0, 0);
+        let relay = self.relay.upgrade();
         if replace {
             freed += st.events.pop_back().map_or(0, |old| old.len());
         }
+        let wire = relay.as_ref().and_then(|r| r.wire.as_ref());
         for msg in std::iter::once(first).chain(second) {
             let text = crate::messages::encode(&msg);
             added += text.len();
+            if let (Some(wire), Some(seq)) = (wire, msg.seq()) {
+                let copied = super::Copied {
+                    log: self.me.clone(),
+                    upto: seq + 1,
+                };
+                if !wire.copy(&label.job_id, seq, st.q, &text, copied) {
+                    st.copied_upto = st.copied_upto.max(seq + 1);
+                }
+            }
             st.events.push_back(text);
         }
         st.last_is_position = is_position;
-        let relay = self.relay.upgrade();
         let max_events = relay.as_ref().map_or(usize::MAX, |r| r.max_events);
         while st.events.len() > max_events {
             freed += st.events.pop_front().map_or(0, |old| old.len());

@@ -12,6 +12,12 @@
 //! conversation before its final message is logged, so a client that sees `done` (or a server
 //! restart right after) finds it in the history.
 //!
+//! In a deployment (a shared queue), each chat's messages are also copied, as numbered, to a
+//! [`WireCopy`] (the shared queue's front; the relay knows nothing of Redis), with the number of
+//! the job's events each reflects (`q`: the log counts the events after the queue's own, which
+//! the front hands on once each, in order). A client resuming through another instance gets a
+//! log there seeded from those copies ([`Relay::adopt`]) that goes on numbering where they end.
+//!
 //! Concurrency: the map of logs sits behind one small mutex, held only to find, add or drop a
 //! log; each log has its own mutex, under which its messages are numbered and serialized (never
 //! the map's lock, so no connection waits on another's JSON). Lock order: map, then a log. No
@@ -20,8 +26,11 @@
 //! (past it, the logs of ended jobs are dropped first, oldest first, then the growing log's own
 //! oldest messages), and logs of ended jobs are kept only for the resume window.
 
+mod adopt;
 mod follow;
 mod log;
+
+pub use adopt::{Adoption, ResumeMeta};
 
 use self::log::{ChatLog, ChatSink};
 use crate::error::JobError;
@@ -42,6 +51,40 @@ use tokio::sync::Notify;
 /// Most messages one read returns, so a reader far behind catches up in slices and stays
 /// responsive in between.
 pub const READ_BATCH: usize = 256;
+
+/// Where chat messages are copied so that another instance can resume them (a deployment's
+/// shared queue). Called under the log's lock, in each log's order: must not wait.
+pub trait WireCopy: Send + Sync {
+    /// Message `seq` of chat `id`, which reflects the job's first `q` events (start, progress,
+    /// end). `copied` is to be called once the copy is made (or given up), never from this
+    /// call (the log's lock is held): the log's reader reads no message before its copy, so a
+    /// client never has a message that another instance taking the job over would not know.
+    /// False when no copy will be made (`copied` is dropped): the message may be read at once.
+    fn copy(&self, id: &JobId, seq: u64, q: u64, message: &Arc<str>, copied: Copied) -> bool;
+}
+
+/// Tells a log that its messages up to one are copied (see [`WireCopy`]).
+pub struct Copied {
+    /// The log.
+    log: std::sync::Weak<ChatLog>,
+    /// One past the message copied.
+    upto: u64,
+}
+
+impl Copied {
+    /// The copy is made (or given up): the reader may read the message.
+    pub fn done(self) {
+        if let Some(log) = self.log.upgrade() {
+            let mut st = log.state.lock();
+            if self.upto > st.copied_upto {
+                st.copied_upto = self.upto;
+                if let Some(f) = &st.follower {
+                    f.notify.notify_one();
+                }
+            }
+        }
+    }
+}
 
 /// Who follows a log: a connection, woken through its `Notify`.
 #[derive(Clone)]
@@ -101,6 +144,8 @@ pub struct Relay {
     window: Duration,
     /// Most messages kept per job.
     max_events: usize,
+    /// Where messages are copied (a deployment), if anywhere.
+    wire: Option<Arc<dyn WireCopy>>,
 }
 
 /// What a new chat is about, for its messages.
@@ -120,12 +165,23 @@ pub struct Submission {
 impl Relay {
     /// A relay with the given resume window, per-job cap and total cap in bytes.
     pub fn new(window: Duration, max_events: usize, max_bytes: usize) -> Arc<Relay> {
+        Self::with_wire(window, max_events, max_bytes, None)
+    }
+
+    /// As [`Relay::new`], copying every chat's messages to `wire` (a deployment's web instance).
+    pub fn with_wire(
+        window: Duration,
+        max_events: usize,
+        max_bytes: usize,
+        wire: Option<Arc<dyn WireCopy>>,
+    ) -> Arc<Relay> {
         Arc::new(Relay {
             logs: Mutex::new(HashMap::new()),
             bytes: AtomicUsize::new(0),
             max_bytes: max_bytes.max(1 << 16),
             window,
             max_events: max_events.max(16),
+            wire,
         })
     }
 
@@ -136,6 +192,11 @@ impl Relay {
         work: Work,
         sub: Submission,
     ) -> Result<JobId, JobError> {
+        let meta = ResumeMeta {
+            client_ref: sub.client_ref.clone(),
+            conversation: Some(sub.persist.conversation.clone()),
+        };
+        let resume = Some((sub.session.as_str().to_owned(), meta.encode()));
         let log = ChatLog::new(
             Arc::downgrade(self),
             sub.session,
@@ -143,8 +204,9 @@ impl Relay {
             Some(sub.persist),
             sub.client_ref,
         );
+        let sink = ChatSink::sink(Arc::clone(&log));
         let ticket = scheduler
-            .submit(work, sub.party, ChatSink::sink(Arc::clone(&log)))
+            .submit_resumable(work, sub.party, sink, resume)
             .await?;
         let id = JobLabel::wire_id(ticket.id());
         log.set_ticket(ticket);

@@ -246,3 +246,54 @@ async fn the_first_event_names_the_job_and_its_label() {
             if *job_id == job.wire && client_ref == "c"
     ));
 }
+
+/// Keeps the copies it is handed, acknowledging none until asked.
+#[derive(Default)]
+struct Copies(parking_lot::Mutex<Vec<(u64, u64, Copied)>>);
+
+impl WireCopy for Copies {
+    fn copy(&self, _: &JobId, seq: u64, q: u64, _: &Arc<str>, copied: Copied) -> bool {
+        self.0.lock().push((seq, q, copied));
+        true
+    }
+}
+
+#[tokio::test]
+async fn in_a_deployment_a_message_is_read_only_once_copied_with_its_event_count() {
+    let copies = Arc::new(Copies::default());
+    let wire = Arc::clone(&copies) as Arc<dyn WireCopy>;
+    let relay = Relay::with_wire(Duration::from_secs(60), 100, 1 << 20, Some(wire));
+    let job = relay.open(1, session(1), follower(1));
+    job.log.on_event(
+        job.id,
+        JobEvent::Accepted {
+            position: 1,
+            queue_length: 1,
+            eta_ms: 0,
+        },
+    );
+    job.position(1);
+    job.log.on_event(job.id, JobEvent::Started { waited_ms: 1 });
+    job.token("a");
+    job.token("b");
+    let counted: Vec<(u64, u64)> = copies.0.lock().iter().map(|(s, q, _)| (*s, *q)).collect();
+    assert_eq!(counted, vec![(0, 0), (1, 0), (2, 1), (3, 2), (4, 3)]);
+    assert!(
+        relay.read(&job.wire, 1, 0).messages.is_empty(),
+        "nothing copied yet"
+    );
+    // The first three copies are made: those three are read, no more.
+    let made: Vec<Copied> = copies.0.lock().drain(..3).map(|(_, _, c)| c).collect();
+    made.into_iter().for_each(Copied::done);
+    let read = relay.read(&job.wire, 1, 0);
+    assert_eq!((read.messages.len(), read.next, read.more), (3, 3, false));
+    job.done();
+    let rest: Vec<Copied> = copies.0.lock().drain(..).map(|(_, _, c)| c).collect();
+    assert_eq!(rest.len(), 3);
+    let read = relay.read(&job.wire, 1, 3);
+    assert!(read.messages.is_empty() && !read.finished);
+    rest.into_iter().for_each(Copied::done);
+    let read = relay.read(&job.wire, 1, 3);
+    assert_eq!(texts(&read)[..2], ["a".to_owned(), "b".to_owned()]);
+    assert_eq!((read.next, read.finished), (6, true));
+}

@@ -174,12 +174,7 @@ impl Conn {
                 }
             }
             ClientMessage::Resume { job_id, last_seq } => {
-                match self.state.relay.resume(
-                    &job_id,
-                    &self.session,
-                    self.follower.clone(),
-                    last_seq,
-                ) {
+                match self.resume(&job_id, last_seq).await {
                     Ok(cursor) => {
                         tracing::debug!(%job_id, cursor, "resumed");
                         self.following.insert(job_id, cursor);

@@ -21,6 +21,7 @@
 //! dropped) and its chats wait for a `resume` (see `relay`).
 
 mod conn;
+mod resume;
 mod sink;
 
 use crate::http::AppState;
