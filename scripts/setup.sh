@@ -40,6 +40,16 @@ elif ! rustup component list --installed 2>/dev/null | grep -q '^rust-src'; then
   timeout 120 rustup component add rust-src >/dev/null 2>&1 ||
     echo "setup: rust-src unavailable; the wasm bundle uses the prebuilt std"
 fi
+# The test servers (nginx, Redis, PostgreSQL) are started by the tests themselves: where a package
+# started its system service, it is stopped and disabled once.
+no_service() {
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now "$1" >/dev/null 2>&1 || true
+  elif [ -x "/etc/init.d/$1" ]; then
+    $SUDO "/etc/init.d/$1" stop >/dev/null 2>&1 || true
+    $SUDO update-rc.d "$1" disable >/dev/null 2>&1 || true
+  fi
+}
 apt_install pkg-config ca-certificates
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 [ $want_test -eq 1 ] && apt_install chromium
@@ -47,35 +57,20 @@ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || apt_install
 # service is not wanted (where the package started it, it is stopped and disabled once).
 if [ $want_test -eq 1 ] && ! dpkg -s nginx >/dev/null 2>&1; then
   apt_install nginx
-  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
-  elif [ -x /etc/init.d/nginx ]; then
-    $SUDO /etc/init.d/nginx stop >/dev/null 2>&1 || true
-    $SUDO update-rc.d nginx disable >/dev/null 2>&1 || true
-  fi
+  no_service nginx
 fi
 # The shared queue's tests (cluster/, server/tests/cluster*.rs) and `make cluster` start their
 # own redis-server in a temporary directory; the package's system service is not wanted.
 if [ $want_test -eq 1 ] && ! command -v redis-server >/dev/null 2>&1; then
   apt_install redis-server
-  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
-  elif [ -x /etc/init.d/redis-server ]; then
-    $SUDO /etc/init.d/redis-server stop >/dev/null 2>&1 || true
-    $SUDO update-rc.d redis-server disable >/dev/null 2>&1 || true
-  fi
+  no_service redis-server
 fi
 # The PostgreSQL store's tests (server/src/store/, server/tests/postgres.rs) start their own
 # throwaway server from /usr/lib/postgresql/<version>/bin; the package's system service is not
 # wanted (where the package started it, it is stopped and disabled once).
 if [ $want_test -eq 1 ] && ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
   apt_install postgresql
-  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    $SUDO systemctl disable --now postgresql >/dev/null 2>&1 || true
-  elif [ -x /etc/init.d/postgresql ]; then
-    $SUDO /etc/init.d/postgresql stop >/dev/null 2>&1 || true
-    $SUDO update-rc.d postgresql disable >/dev/null 2>&1 || true
-  fi
+  no_service postgresql
 fi
 
 source scripts/env.sh

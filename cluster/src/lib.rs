@@ -32,6 +32,7 @@ pub mod follow;
 mod keys;
 pub mod mirror;
 mod queue;
+mod reapers;
 mod resume;
 mod scripts;
 #[cfg(feature = "testkit")]
@@ -42,6 +43,7 @@ pub use follow::{follow, Followed};
 pub use keys::{split_member, Keys};
 pub use mirror::{Change, Gap, Mirror};
 pub use queue::{
-    CancelOutcome, Claimed, Enqueued, NewJob, QueueConfig, Reaped, Renewal, SharedQueue, Snapshot,
+    CancelOutcome, Claimed, Enqueued, NewJob, QueueConfig, Renewal, SharedQueue, Snapshot,
 };
+pub use reapers::Reaped;
 pub use resume::{Moved, Takeover, WireEntry};

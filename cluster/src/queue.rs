@@ -121,15 +121,6 @@ pub enum CancelOutcome {
     Unknown,
 }
 
-/// The result of one pass of the lease reaper.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Reaped {
-    /// Jobs put back at their original place.
-    pub requeued: u64,
-    /// Jobs ended with the failure event.
-    pub failed: u64,
-}
-
 /// The lines' order at one moment.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
@@ -346,26 +337,6 @@ impl SharedQueue {
         })
     }
 
-    /// Takes back up to `limit` jobs whose lease expired.
-    pub async fn reap(
-        &self,
-        failed_event: &[u8],
-        cancelled_event: &[u8],
-        limit: u32,
-    ) -> Result<Reaped, QueueError> {
-        let (requeued, failed): (u64, u64) = self
-            .scripts
-            .reap
-            .arg(&self.config.prefix)
-            .arg(failed_event)
-            .arg(cancelled_event)
-            .arg(Self::ms(self.config.resume_window))
-            .arg(limit)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(Reaped { requeued, failed })
-    }
-
     /// The whole order of each of `lines` (members and scores, in run order), and the change
     /// number they are current at.
     pub async fn snapshot(&self, lines: &[&str]) -> Result<Snapshot, QueueError> {
@@ -414,37 +385,5 @@ impl SharedQueue {
         Ok(crate::follow::seq_entries(&reply.ids, "q", "e")
             .filter(|(seq, _)| *seq > after_seq)
             .collect())
-    }
-
-    /// Records that `instance` is alive (its jobs' clients are still connected somewhere).
-    pub async fn heartbeat(&self, instance: &str) -> Result<(), QueueError> {
-        let _: i64 = self
-            .scripts
-            .heartbeat
-            .arg(&self.config.prefix)
-            .arg(instance)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(())
-    }
-
-    /// Cancels up to `limit` jobs of instances that have not said they are alive for
-    /// `dead_after`; waiting ones end with `cancelled_event`. Returns how many were cancelled.
-    pub async fn cancel_orphans(
-        &self,
-        dead_after: Duration,
-        cancelled_event: &[u8],
-        limit: u32,
-    ) -> Result<u64, QueueError> {
-        Ok(self
-            .scripts
-            .orphans
-            .arg(&self.config.prefix)
-            .arg(Self::ms(dead_after))
-            .arg(cancelled_event)
-            .arg(Self::ms(self.config.resume_window))
-            .arg(limit)
-            .invoke_async(&mut self.conn.clone())
-            .await?)
     }
 }
