@@ -48,29 +48,41 @@ struct Emit {
     event: RemoteEvent,
 }
 
+/// Where a running job's sink sends: its events to the emitter; its end, at once, to the main
+/// loop (the place is free for the next claim while the end is still being appended).
+#[derive(Clone)]
+struct Outlets {
+    emit: mpsc::UnboundedSender<Emit>,
+    freed: mpsc::UnboundedSender<String>,
+}
+
 /// A running job's sink: its local events become appends (under the job's fence).
 struct WorkerSink {
     id: String,
     fence: u64,
     waited_before_ms: u64,
-    tx: mpsc::UnboundedSender<Emit>,
+    out: Outlets,
 }
 
 impl Sink<JobExecutor> for WorkerSink {
     fn send(&self, _local: JobId, event: JobEvent) -> bool {
         if let Some(event) = RemoteEvent::from_local(event, self.waited_before_ms) {
+            let terminal = event.is_terminal();
             let emit = Emit {
                 id: self.id.clone(),
                 fence: self.fence,
                 event,
             };
-            return self.tx.send(emit).is_ok();
+            if terminal {
+                let _ = self.out.freed.send(self.id.clone());
+            }
+            return self.out.emit.send(emit).is_ok();
         }
         true
     }
 
     fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.out.emit.is_closed()
     }
 }
 
@@ -96,6 +108,13 @@ pub async fn run(
     let (emit_tx, emit_rx) = mpsc::unbounded_channel();
     let (done_tx, mut done) = mpsc::unbounded_channel();
     tokio::spawn(emitter(queue.clone(), emit_rx, done_tx));
+    let (freed_tx, mut freed) = mpsc::unbounded_channel();
+    let out = Outlets {
+        emit: emit_tx,
+        freed: freed_tx,
+    };
+    // Ends freed here minus ends appended (or refused) by the emitter: the ends still in flight.
+    let mut ending: i64 = 0;
     tracing::info!(
         worker,
         device = capacity.device,
@@ -136,9 +155,17 @@ pub async fn run(
                 Some(Followed::Reconnected) => wanted = [true, true],
                 None => break,
             },
+            f = freed.recv() => {
+                if let Some(id) = f {
+                    if let Some(r) = running.remove(&id) {
+                        wanted[line_index(r.line)] = true;
+                    }
+                    ending += 1;
+                }
+            }
             d = done.recv() => {
-                if let Some(r) = d.and_then(|id| running.remove(&id)) {
-                    wanted[line_index(r.line)] = true;
+                if d.is_some() {
+                    ending -= 1;
                 }
             }
             _ = renew.tick() => {
@@ -186,7 +213,7 @@ pub async fn run(
                 &worker,
                 capacity,
                 &mut running,
-                &emit_tx,
+                &out,
                 &mut wanted,
             )
             .await;
@@ -194,14 +221,18 @@ pub async fn run(
     }
     // Drain: no new claims; the running jobs finish (their owners hear them) or are stopped by
     // the process's end, and then their leases expire and the reaper decides.
+    // The drain also waits for the ends to be appended (a job that ended here but not in Redis
+    // would be taken back by the reaper and run again).
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !running.is_empty() && Instant::now() < deadline {
-        match tokio::time::timeout(Duration::from_millis(500), done.recv()).await {
-            Ok(Some(id)) => {
+    while (!running.is_empty() || ending > 0) && Instant::now() < deadline {
+        let tick = tokio::time::sleep(Duration::from_millis(500));
+        tokio::select! {
+            Some(id) = freed.recv() => {
                 running.remove(&id);
+                ending += 1;
             }
-            Ok(None) => break,
-            Err(_) => {}
+            Some(_) = done.recv() => ending -= 1,
+            _ = tick => {}
         }
     }
     Ok(())
@@ -220,7 +251,7 @@ async fn claim(
     worker: &str,
     capacity: Capacity,
     running: &mut HashMap<String, Running>,
-    emit: &mpsc::UnboundedSender<Emit>,
+    out: &Outlets,
     wanted: &mut [bool; 2],
 ) {
     for (line, room) in [("device", capacity.device), ("lane", capacity.lane)] {
@@ -243,7 +274,7 @@ async fn claim(
                 id: c.id.clone(),
                 fence: c.fence,
                 waited_before_ms: c.waited_ms,
-                tx: emit.clone(),
+                out: out.clone(),
             });
             let ticket = match decode_work(&c.payload) {
                 _ if Duration::from_millis(c.waited_ms) > capacity.max_wait => {
