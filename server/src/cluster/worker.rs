@@ -12,6 +12,10 @@
 //! Each worker also runs the reapers every half lease: expired leases, and the jobs of web
 //! instances silent for longer than the resume window (their clients are gone).
 //!
+//! A job's place is free as soon as it ends here (its sink tells the main task at once), so the
+//! next claim goes out while the end is still being appended; at shutdown the worker stops
+//! claiming and waits for its running jobs and for the ends in flight.
+//!
 //! Concurrency: one task owns the running jobs and decides what to claim; one emitter task
 //! appends events one after another (a job's events stay in order); the follower reads the
 //! streams. No lock.
