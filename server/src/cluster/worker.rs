@@ -174,6 +174,14 @@ pub async fn run(
             }
             _ = renew.tick() => {
                 for (id, r) in running.iter_mut() {
+                    // A lease that ran out on this worker's own clock (the process was paused,
+                    // or Redis was out of reach) may already be someone else's: stop first,
+                    // without waiting for Redis to say so.
+                    if r.ticket.is_some() && r.renewed.elapsed() >= lease {
+                        tracing::warn!(job = %id, "the lease ran out on this worker's clock; stopping the job");
+                        r.ticket.take();
+                        continue;
+                    }
                     match queue.renew(id, r.fence).await {
                         Ok(Renewal::Kept) => r.renewed = Instant::now(),
                         Ok(Renewal::CancelRequested) => {
