@@ -122,8 +122,8 @@ impl JobQueue {
         }
     }
 
-    /// The queue's state; for a web instance, the shared lines' lengths over its own (idle)
-    /// statistics. `None` once stopped.
+    /// The queue's state; for a web instance, the shared lines' lengths and its own jobs'
+    /// counts (running somewhere, finished) over its own (idle) statistics. `None` once stopped.
     pub async fn view(&self) -> Option<QueueView> {
         match self {
             JobQueue::Local(s) => s.view().await,
@@ -133,6 +133,7 @@ impl JobQueue {
                 view.waiting_by_kind = vec![("calc", c.waiting_calc), ("chat", c.waiting_chat)];
                 view.waiting = c.waiting_calc + c.waiting_chat;
                 view.running = c.running_here;
+                view.total_finished = c.finished_here;
                 Some(view)
             }
         }

@@ -124,6 +124,10 @@ async fn positions_fairness_and_moves_cross_instances_and_a_worker_runs_the_jobs
     assert_eq!(b_done[1].0, b_jobs[2]);
     assert!(a_done < b_done[0].1, "A ran before B's second job");
     assert!(b_done[1].1 < Duration::from_secs(20));
+    // Each instance counts the requests it served (B's cancelled job never reached a device).
+    let served = |v: serde_json::Value| v["total_requests"].as_u64().unwrap();
+    assert_eq!(served(web1.get_json("/api/device/queue").await), 1);
+    assert_eq!(served(web2.get_json("/api/device/queue").await), 2);
 }
 
 #[tokio::test]

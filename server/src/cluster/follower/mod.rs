@@ -68,6 +68,9 @@ pub struct SharedCounts {
     pub waiting_chat: u64,
     /// This instance's jobs that are running somewhere.
     pub running_here: u64,
+    /// This instance's jobs that reached a device and ended, since it started (the counter
+    /// `/api/device/queue` reports as requests served).
+    pub finished_here: u64,
 }
 
 /// A job of this instance that has not ended.
@@ -103,6 +106,8 @@ struct Follower {
     uplink: mpsc::UnboundedSender<Uplink>,
     /// Whether the mirror changed since the last announcement.
     dirty: bool,
+    /// This instance's jobs that reached a device and ended.
+    finished: u64,
 }
 
 /// Starts following; returns the channel to the task.
@@ -127,6 +132,7 @@ pub(super) async fn start(
         times,
         uplink,
         dirty: false,
+        finished: 0,
     };
     f.resync().await;
     spawn_heartbeat(f.queue.clone(), instance, shutdown.clone());
@@ -329,6 +335,7 @@ impl Follower {
             JobEvent::Ended(_) => {
                 if let Some(t) = job.started {
                     self.costs.observe(job.kind, t.elapsed().as_micros() as u64);
+                    self.finished += 1;
                 }
             }
             _ => {}
@@ -393,6 +400,7 @@ impl Follower {
                 .values()
                 .filter(|(_, j)| j.started.is_some())
                 .count() as u64,
+            finished_here: self.finished,
         }
     }
 }
