@@ -175,8 +175,7 @@ async fn faults_lose_no_job_and_mix_no_events() {
     }
 
     // Every job in Redis ends, exactly once: one terminal event, the last of its stream.
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = common::redis_conn(&url).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let jobs: Vec<String> = loop {
         let keys: Vec<String> = redis::cmd("KEYS")

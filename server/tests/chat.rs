@@ -28,15 +28,6 @@ fn accepted(m: &ServerMessage) -> (JobId, ConversationId) {
     }
 }
 
-fn text_of(msgs: &[ServerMessage]) -> String {
-    msgs.iter()
-        .filter_map(|m| match m {
-            ServerMessage::Token { text, .. } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_chat_streams_tokens_and_ends_with_done_and_is_stored() {
     let server = TestServer::start(&[]).await;

@@ -59,11 +59,7 @@ async fn positions_fairness_and_moves_cross_instances_and_a_worker_runs_the_jobs
         (2, 4),
         "A's exact place in the shared line"
     );
-    let mut conn = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_conn(&url).await;
     let order: Vec<String> = redis::cmd("ZRANGE")
         .arg("turnstile:line:device:q")
         .arg(0)
@@ -145,11 +141,7 @@ async fn a_job_nobody_runs_ends_at_max_wait_and_leaves_the_shared_line() {
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert!(t.elapsed() < Duration::from_secs(5));
-    let mut conn = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_conn(&url).await;
     // The cancel reaches Redis right after the client heard the timeout.
     let mut left = 1;
     for _ in 0..50 {

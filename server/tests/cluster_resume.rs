@@ -21,15 +21,6 @@ fn chat(message: &str, max_tokens: u32) -> serde_json::Value {
     json!({"kind":"chat","message":message,"max_tokens":max_tokens,"temperature":0.0})
 }
 
-fn text_of(msgs: &[ServerMessage]) -> String {
-    msgs.iter()
-        .filter_map(|m| match m {
-            ServerMessage::Token { text, .. } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn tokens(msgs: &[ServerMessage]) -> usize {
     msgs.iter()
         .filter(|m| matches!(m, ServerMessage::Token { .. }))

@@ -37,6 +37,11 @@ pub(super) enum Uplink {
     Cancel(JobId),
 }
 
+/// The names of every line in Redis, in [`Resource::ALL`]'s order.
+pub fn lines() -> [&'static str; 2] {
+    Resource::ALL.map(line_of)
+}
+
 /// The name of a resource's line in Redis.
 pub fn line_of(resource: Resource) -> &'static str {
     match resource {

@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use turnstile_cluster::follow::text;
 use turnstile_cluster::{Claimed, Followed, QueueError, Renewal, SharedQueue};
-use turnstile_scheduler::{Executor, JobId, Party, Sink};
+use turnstile_scheduler::{Executor, JobId, Party, Resource, Sink};
 
 /// How many jobs the worker holds at once, per line.
 #[derive(Clone, Copy, Debug)]
@@ -172,34 +172,7 @@ pub async fn run(
                     ending -= 1;
                 }
             }
-            _ = renew.tick() => {
-                for (id, r) in running.iter_mut() {
-                    // A lease that ran out on this worker's own clock (the process was paused,
-                    // or Redis was out of reach) may already be someone else's: stop first,
-                    // without waiting for Redis to say so.
-                    if r.ticket.is_some() && r.renewed.elapsed() >= lease {
-                        tracing::warn!(job = %id, "the lease ran out on this worker's clock; stopping the job");
-                        r.ticket.take();
-                        continue;
-                    }
-                    match queue.renew(id, r.fence).await {
-                        Ok(Renewal::Kept) => r.renewed = Instant::now(),
-                        Ok(Renewal::CancelRequested) => {
-                            r.renewed = Instant::now();
-                            if let Some(t) = r.ticket.take() { t.cancel() }
-                        }
-                        Ok(Renewal::Lost) => {
-                            tracing::warn!(job = %id, "lost the lease; stopping the job");
-                            r.ticket.take();
-                        }
-                        Err(e) if r.renewed.elapsed() >= lease => {
-                            tracing::warn!(job = %id, error = %e, "no renewal for a whole lease; stopping the job");
-                            r.ticket.take();
-                        }
-                        Err(_) => {}
-                    }
-                }
-            }
+            _ = renew.tick() => renew_all(&queue, &mut running, lease).await,
             _ = reap.tick() => {
                 match queue.reap(&failed, &cancelled, 100).await {
                     Ok(r) if r.requeued + r.failed > 0 => {
@@ -250,9 +223,50 @@ pub async fn run(
     Ok(())
 }
 
+/// Renews the lease of every running job, all in one pipelined batch, and stops the jobs whose
+/// lease is lost, cancelled by their owner, or ran out on this worker's own clock.
+async fn renew_all(queue: &SharedQueue, running: &mut HashMap<String, Running>, lease: Duration) {
+    // A lease that ran out on this worker's own clock (the process was paused, or Redis was out
+    // of reach) may already be someone else's: stop first, without waiting for Redis to say so.
+    let mut asked: Vec<(String, u64)> = Vec::with_capacity(running.len());
+    for (id, r) in running.iter_mut() {
+        if r.ticket.is_some() && r.renewed.elapsed() >= lease {
+            tracing::warn!(job = %id, "the lease ran out on this worker's clock; stopping the job");
+            r.ticket.take();
+        } else {
+            asked.push((id.clone(), r.fence));
+        }
+    }
+    let answers =
+        futures::future::join_all(asked.iter().map(|(id, fence)| queue.renew(id, *fence))).await;
+    for ((id, _), answer) in asked.iter().zip(answers) {
+        let Some(r) = running.get_mut(id) else {
+            continue;
+        };
+        match answer {
+            Ok(Renewal::Kept) => r.renewed = Instant::now(),
+            Ok(Renewal::CancelRequested) => {
+                r.renewed = Instant::now();
+                if let Some(t) = r.ticket.take() {
+                    t.cancel()
+                }
+            }
+            Ok(Renewal::Lost) => {
+                tracing::warn!(job = %id, "lost the lease; stopping the job");
+                r.ticket.take();
+            }
+            Err(e) if r.renewed.elapsed() >= lease => {
+                tracing::warn!(job = %id, error = %e, "no renewal for a whole lease; stopping the job");
+                r.ticket.take();
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// The index of a line in the worker's `wanted` flags.
 fn line_index(line: &str) -> usize {
-    usize::from(line == "lane")
+    usize::from(line == line_of(Resource::Lane))
 }
 
 /// Claims jobs while this worker has room in a wanted line; a line found empty is no longer
@@ -266,7 +280,10 @@ async fn claim(
     out: &Outlets,
     wanted: &mut [bool; 2],
 ) {
-    for (line, room) in [("device", capacity.device), ("lane", capacity.lane)] {
+    for (line, room) in [
+        (line_of(Resource::Device), capacity.device),
+        (line_of(Resource::Lane), capacity.lane),
+    ] {
         if !wanted[line_index(line)] {
             continue;
         }

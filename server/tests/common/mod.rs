@@ -201,3 +201,22 @@ impl TestWorker {
         }
     }
 }
+
+/// The text of a chat's streamed tokens, in order.
+pub fn text_of(msgs: &[ServerMessage]) -> String {
+    msgs.iter()
+        .filter_map(|m| match m {
+            ServerMessage::Token { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A plain connection to the Redis at `url`, to look at the shared queue from the outside.
+pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}

@@ -14,7 +14,7 @@
 //! A job's events wait until its `Accepted` went out (the enqueue's answer comes through the
 //! uplink, the worker's events through Redis: either may arrive first).
 
-use super::front::{Costs, FrontTimes, Uplink};
+use super::front::{line_of, lines, Costs, FrontTimes, Uplink};
 use super::wire::RemoteEvent;
 use crate::job::{EventSink, JobEvent};
 use std::collections::HashMap;
@@ -24,13 +24,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use turnstile_cluster::follow::{bytes, number, text};
 use turnstile_cluster::{Change, Enqueued, Followed, Mirror, QueueError, SharedQueue};
-use turnstile_scheduler::JobId;
+use turnstile_scheduler::{JobId, Resource};
 
 mod deadlines;
 use deadlines::{sleep_until_some, spawn_heartbeat};
-
-/// The lines the mirror holds.
-const LINES: [&str; 2] = ["device", "lane"];
 
 /// Messages to the follower.
 pub(super) enum ToFollower {
@@ -377,7 +374,7 @@ impl Follower {
     /// Reloads the mirror from a snapshot (at start, after a gap or a reconnection).
     async fn resync(&mut self) {
         loop {
-            match self.queue.snapshot(&LINES).await {
+            match self.queue.snapshot(&lines()).await {
                 Ok(s) => {
                     let moved = self.mirror.load(&s);
                     self.tell(moved);
@@ -393,8 +390,8 @@ impl Follower {
 
     fn view(&self) -> SharedCounts {
         SharedCounts {
-            waiting_calc: self.mirror.len("device") as u64,
-            waiting_chat: self.mirror.len("lane") as u64,
+            waiting_calc: self.mirror.len(line_of(Resource::Device)) as u64,
+            waiting_chat: self.mirror.len(line_of(Resource::Lane)) as u64,
             running_here: self
                 .jobs
                 .values()
